@@ -1,0 +1,16 @@
+"""Import every model module so their ``@register`` decorators run.
+
+Adding a model: one module in this package, one line here, one ``models/<key>.yaml``.
+Modules whose optional heavy dependencies fail to import are reported, not hidden.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+MODULES = [
+    "popularity",
+]
+
+for _m in MODULES:
+    importlib.import_module(f"{__package__}.{_m}")
