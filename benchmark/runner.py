@@ -9,10 +9,9 @@ else: folds come from :mod:`benchmark.protocol`, features from
 from __future__ import annotations
 
 import logging
-import resource
 import shutil
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,10 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from . import paths
-from .protocol import TrainView, load_scenario, build_fold
+from .evaluation.evaluate import evaluate_model
+from .evaluation.records import config_hash, provenance, topk_frame, write_run
+from .features import attach_features
+from .protocol import TrainView, build_fold, load_scenario
 from .schema import scenario_hash
 from .specs import ModelSpec, load_specs
 from .tuning import Budget, tune_model
@@ -59,6 +61,21 @@ def _data_checksums(meta: dict) -> dict:
     return {f"{r.source}/{Path(r.file).name}": r.sha256 for r in rows.itertuples()}
 
 
+@dataclass
+class _Context:
+    """What every run of one scenario shares: protocol, budget, provenance inputs."""
+
+    meta: dict
+    scenario_hash: str
+    checksums: dict
+    proto: dict
+    spec_p: dict
+    budget: Budget
+    ks: list[int]
+    runs_root: Path
+    address: str | None
+
+
 def run_scenario(
     scenario: str,
     params: dict,
@@ -69,50 +86,45 @@ def run_scenario(
     address: str | None = None,
     only: list[str] | None = None,
 ) -> list[dict]:
-    """Evaluate every model in ``params['models']`` on ``scenario``; write run records."""
-    from .evaluation.evaluate import evaluate_model
-    from .evaluation.records import config_hash, provenance, write_run
-    from .features import attach_features
+    """Evaluate every model in ``params['models']`` on ``scenario``; write run records.
 
-    proto = params["protocol"]
-    spec_p = params["scenarios"][scenario]
-    tun = params["tuning"]
-    budget = Budget(int(tun["n_trials"]), float(tun["time_budget_s"]), tun["metric"], tun.get("search", "hyperopt"))
-    ks = [int(k) for k in proto["ks"]]
+    With ``only``, just those models are (re)run and other models' records are kept.
+    """
+    proto, tun = params["protocol"], params["tuning"]
     folder = Path(scenario_root) / scenario
     tables = load_scenario(folder)
     meta = tables["meta"]
-    shash = scenario_hash(folder)
-    specs = load_specs(list(only or params["models"]))
-    specs = [s for s in specs if s.applicable(meta["source_domains"])]
-    prov = provenance()
-    checks = _data_checksums(meta)
+    ctx = _Context(
+        meta=meta, scenario_hash=scenario_hash(folder), checksums=_data_checksums(meta), proto=proto,
+        spec_p=params["scenarios"][scenario],
+        budget=Budget(int(tun["n_trials"]), float(tun["time_budget_s"]), tun["metric"], tun.get("search", "hyperopt")),
+        ks=[int(k) for k in proto["ks"]], runs_root=Path(runs_root), address=address,
+    )
+    specs = [s for s in load_specs(list(only or params["models"])) if s.applicable(meta["source_domains"])]
     out_root = Path(runs_root) / scenario
     if out_root.exists() and not only:
         shutil.rmtree(out_root)  # a stage output is rebuilt whole, never appended to
     records = []
-    jobs = [(s, f) for s in proto["seeds"] for f in range(int(proto["k"]))]
+    jobs = [(int(s), f) for s in proto["seeds"] for f in range(int(proto["k"]))]
     for seed, fold in tqdm(jobs, desc=f"{scenario} folds", unit="fold"):
         view, truth = build_fold(
             tables["interactions"], tables["users"], tables["folds"], tables["items"], meta,
-            int(seed), fold, int(spec_p.get("min_support", 1)), folder,
+            seed, fold, int(ctx.spec_p.get("min_support", 1)), folder,
         )
         attach_features(view, Path(pretrain_root) / scenario, Path(embed_root) / scenario)
         tuned: dict[str, dict] = {}
         for spec in tqdm(specs, desc=f"s{seed} f{fold} models", leave=False):
-            records.append(_run_one(spec, view, truth, tuned, budget, ks, int(seed), fold, meta, shash, prov, checks,
-                                    proto, spec_p, out_root, address, evaluate_model, write_run, config_hash))
+            records.append(_run_one(spec, view, truth, tuned, seed, fold, ctx))
     return records
 
 
-def _run_one(spec: ModelSpec, view, truth, tuned, budget, ks, seed, fold, meta, shash, prov, checks, proto, spec_p,
-             out_root, address, evaluate_model, write_run, config_hash) -> dict:
+def _run_one(spec: ModelSpec, view: TrainView, truth, tuned: dict, seed: int, fold: int, ctx: _Context) -> dict:
     t0 = time.perf_counter()
     train_view = restrict_training(view, spec.train_cohort)
     if spec.tune_from:
         tuning = dict(tuned[spec.tune_from], inherited_from=spec.tune_from)
     else:
-        tuning = tune_model(spec, train_view, truth, budget, seed, address)
+        tuning = tune_model(spec, train_view, truth, ctx.budget, seed, ctx.address)
     tuned[spec.key] = tuning
     config = {**spec.config, **tuning["chosen_config"]}
     model = spec.build(tuning["chosen_config"], seed=seed)
@@ -120,33 +132,29 @@ def _run_one(spec: ModelSpec, view, truth, tuned, budget, ks, seed, fold, meta, 
     model.fit(train_view)
     fit_s = time.perf_counter() - t_fit
     t_score = time.perf_counter()
-    per_user, topk = evaluate_model(model, view.test_users, truth.test, ks, view.popularity())
+    per_user, topk = evaluate_model(model, view.test_users, truth.test, ctx.ks, view.popularity())
     score_s = time.perf_counter() - t_score
     rows = view.test_users
     per_user.insert(0, "user", view.users[rows].astype(str))
     per_user.insert(1, "cohort", view.cohort[rows])
     per_user.insert(2, "n_source", _source_lengths(view, rows))
-    per_user.insert(3, "n_pos", np.asarray(truth.test.getnnz(axis=1)))
-    kmax = topk.shape[1]
-    topk_df = pd.DataFrame({
-        "user": np.repeat(view.users[rows].astype(str), kmax),
-        "rank": np.tile(np.arange(1, kmax + 1), len(rows)),
-        "item": view.catalog[topk.ravel()].astype(str),
-    })
+    meta, proto = ctx.meta, ctx.proto
     record = {
         "model": spec.key, "class": spec.cls, "family": spec.family, "external": False,
         "description": spec.description, "config": config, "config_hash": config_hash(config),
-        "scenario": meta["name"], "scenario_hash": shash, "semi_synthetic": bool(meta.get("semi_synthetic")),
-        "seed": seed, "fold": fold, "n_folds": int(proto["k"]), "seeds_setting": list(proto["seeds"]),
-        "min_support": int(spec_p.get("min_support", 1)), "catalog_size": int(view.n_catalog),
+        "scenario": meta["name"], "scenario_hash": ctx.scenario_hash, "semi_synthetic": bool(meta.get("semi_synthetic")),
+        "seed": seed, "fold": fold, "n_folds": int(proto["k"]), "seeds_setting": [int(x) for x in proto["seeds"]],
+        "min_support": int(ctx.spec_p.get("min_support", 1)), "catalog_size": int(view.n_catalog),
         "n_test_users": int(len(rows)), "n_dropped_test": int(truth.dropped["test"]),
         "n_valid_users": int(len(view.valid_users)), "n_dropped_valid": int(truth.dropped["valid"]),
         "n_train_users": int(len(train_view.train_users)), "train_cohort": spec.train_cohort,
-        "tuning": tuning, "data_checksums": checks, **prov,
+        "tuning": tuning, "data_checksums": ctx.checksums,
         "fit_time_s": round(fit_s, 3), "score_time_s": round(score_s, 3),
         "wall_time_s": round(time.perf_counter() - t0, 3), "fit_info": getattr(model, "fit_info", {}),
     }
-    # Peak RSS of this (driver) process; tuning trials run in Ray workers and are not included.
-    record["peak_mem_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    write_run(paths.run_dir(meta["name"], spec.key, seed, fold, root=out_root.parent), record, per_user, topk_df)
+    # Provenance last, so peak memory is final. It is the driver process's peak RSS:
+    # tuning trials run in Ray workers and are not included.
+    record.update(provenance())
+    write_run(paths.run_dir(meta["name"], spec.key, seed, fold, root=ctx.runs_root), record, per_user,
+              topk_frame(view.users[rows], topk, view.catalog))
     return record

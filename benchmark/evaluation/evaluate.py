@@ -1,0 +1,122 @@
+"""The evaluator: a function over model outputs and held-out truth.
+
+STYLE item 5: models never hold an evaluator and never see the truth. The runner
+fits a model on a :class:`~benchmark.protocol.TrainView`, then hands the fitted
+model, the evaluated user rows and :class:`~benchmark.protocol.Truth` to
+:func:`evaluate_model`. Leaderboard submissions, which arrive as ranked lists,
+go through :func:`evaluate_topk`, so both paths share every metric line.
+
+Scores are consumed batch by batch and reduced to the top-max(K) indices at once:
+a full (users x catalog) score matrix never has to exist, which keeps memory flat
+on large catalogs.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .metrics import _binary_truth, _check_ks, breakdown_metrics, head_tail_masks, ranking_metrics, topk_indices
+
+HEAD_SHARE = 0.2
+
+
+def _model_name(model) -> str:
+    key = getattr(model, "class_name", "") or ""
+    return f"{type(model).__name__}" + (f" ({key!r})" if key else "")
+
+
+def _score_batch(model, rows: np.ndarray, n_catalog: int) -> np.ndarray:
+    s = model.score(rows)
+    s = np.asarray(s)
+    name = _model_name(model)
+    if s.shape != (len(rows), n_catalog):
+        raise ValueError(
+            f"{name}.score returned shape {s.shape}, expected {(len(rows), n_catalog)} "
+            "(one row per requested user, one column per catalog item)"
+        )
+    if not np.issubdtype(s.dtype, np.number) or np.issubdtype(s.dtype, np.complexfloating):
+        raise TypeError(f"{name}.score returned dtype {s.dtype}; expected real numbers")
+    finite = np.isfinite(s)
+    if not finite.all():
+        bad_row, bad_col = np.argwhere(~finite)[0]
+        raise ValueError(
+            f"{name}.score returned {int((~finite).sum())} non-finite value(s) "
+            f"(first at batch row {bad_row}, catalog column {bad_col}: {s[bad_row, bad_col]}); "
+            "scores must be finite"
+        )
+    return s
+
+
+def evaluate_topk(topk_idx: np.ndarray, truth: sp.csr_matrix, ks: list[int], popularity: np.ndarray) -> pd.DataFrame:
+    """Per-user metrics of given ranked lists (best first, catalog column indices).
+
+    Columns: ``n_pos``, then P/R/F1/HR/NDCG/MAP at every K, then ``head/`` and
+    ``tail/`` recall and hit rate (head = top 20% most popular catalog items in the
+    fold's training data). One row per truth row, same order. ``-1`` in ``topk_idx``
+    means an empty rank (a short list); it counts as a miss.
+    """
+    ks = _check_ks(ks)
+    topk_idx = np.asarray(topk_idx)
+    t = _binary_truth(truth, len(topk_idx))
+    pop = np.asarray(popularity).ravel()
+    if len(pop) != t.shape[1]:
+        raise ValueError(f"popularity has {len(pop)} entries but the catalog has {t.shape[1]} items")
+    cols = {"n_pos": np.diff(t.indptr).astype(np.int64)}
+    cols.update(ranking_metrics(topk_idx, t, ks))
+    head, tail = head_tail_masks(pop, HEAD_SHARE)
+    cols.update(breakdown_metrics(topk_idx, t, ks, head, "head"))
+    cols.update(breakdown_metrics(topk_idx, t, ks, tail, "tail"))
+    return pd.DataFrame(cols)
+
+
+def evaluate_model(
+    model,
+    user_rows: np.ndarray,
+    truth: sp.csr_matrix,
+    ks: list[int],
+    popularity: np.ndarray,
+    batch_size: int = 1024,
+    progress: bool = False,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Score ``user_rows`` with a fitted model and compute every metric.
+
+    ``truth`` row i holds the positives of ``user_rows[i]`` over the fold's catalog.
+    Returns the per-user frame of :func:`evaluate_topk` (input order) and the
+    ``(n, max(ks))`` top-list index array. Timings are attached as
+    ``frame.attrs["score_time_s"]`` (inside ``model.score``) and
+    ``frame.attrs["eval_time_s"]`` (the whole call), so the run record can carry them.
+    """
+    t0 = time.perf_counter()
+    ks = _check_ks(ks)
+    user_rows = np.asarray(user_rows)
+    if user_rows.ndim != 1 or (user_rows.size and not np.issubdtype(user_rows.dtype, np.integer)):
+        raise ValueError(f"user_rows must be a 1-D integer array of row indices, got {user_rows.dtype} {user_rows.shape}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    t = _binary_truth(truth, len(user_rows))
+    n_catalog = t.shape[1]
+    kmax = max(ks)
+    width = min(kmax, n_catalog)
+    starts = range(0, len(user_rows), batch_size)
+    if progress:
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc=f"scoring {_model_name(model)}", unit="batch")
+    parts, score_time = [], 0.0
+    for start in starts:
+        rows = user_rows[start : start + batch_size]
+        s0 = time.perf_counter()
+        s = _score_batch(model, rows, n_catalog)
+        score_time += time.perf_counter() - s0
+        parts.append(topk_indices(s, width))
+    topk = np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.int64)
+    if width < kmax:  # catalog smaller than K: pad with empty ranks
+        topk = np.concatenate([topk, np.full((len(topk), kmax - width), -1, dtype=np.int64)], axis=1)
+    frame = evaluate_topk(topk, t, ks, popularity)
+    frame.attrs["score_time_s"] = score_time
+    frame.attrs["eval_time_s"] = time.perf_counter() - t0
+    return frame, topk
