@@ -1,0 +1,122 @@
+"""PNG figures of the report, drawn from the same frames as the tables.
+
+Why from the table frames: a bar in a figure and a number in a table are then the
+same number by construction. Figures are deterministic (Agg backend, fixed size and
+dpi, fixed metadata, stable order), so a rebuild from unchanged runs writes the same
+bytes and DVC sees no change. A figure whose data is missing is still written, as a
+panel that says "not available", so the set of plot paths DVC declares is fixed by
+the scenario list, not by which runs happened to finish.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from .leaderboard import HEADLINE  # noqa: E402
+
+DPI = 110
+META = {"Software": "cdrbench report (matplotlib Agg)"}
+SEMI_NOTE = "SEMI-SYNTHETIC testbed: not evidence about real users"
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, metadata=META)
+    plt.close(fig)
+    return path
+
+
+def _unavailable(path: Path, title: str, reason: str) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 2.5))
+    ax.axis("off")
+    ax.set_title(title, fontsize=10)
+    ax.text(0.5, 0.5, reason, ha="center", va="center", wrap=True, fontsize=9)
+    return _save(fig, path)
+
+
+def _err(v: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Asymmetric error bars; clipped at 0 (the point is a per-run mean, the interval pooled)."""
+    lo_e = np.where(np.isfinite(lo), np.clip(v - lo, 0, None), 0)
+    hi_e = np.where(np.isfinite(hi), np.clip(hi - v, 0, None), 0)
+    return np.vstack([lo_e, hi_e])
+
+
+def _grouped(ax, frame: pd.DataFrame, x_col: str, hue_col: str, x_order: list, hue_order: list,
+             val: str = "rel_pct", lo: str = "lo", hi: str = "hi") -> None:
+    width = 0.8 / max(len(hue_order), 1)
+    x = np.arange(len(x_order))
+    for j, h in enumerate(hue_order):
+        g = frame[frame[hue_col] == h].set_index(x_col).reindex(x_order)
+        v = g[val].to_numpy(float)
+        ax.bar(x + (j - (len(hue_order) - 1) / 2) * width, np.nan_to_num(v), width, label=str(h),
+               yerr=_err(v, g[lo].to_numpy(float), g[hi].to_numpy(float)), capsize=2, color=f"C{j}")
+    ax.set_xticks(x, [str(s) for s in x_order], fontsize=8)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(axis="y", lw=0.3)
+
+
+def relative_figure(frame: pd.DataFrame, path: Path, title: str, hue_col: str, semi: bool,
+                    panel_col: str | None = None) -> Path:
+    """Paper Fig. 3/4 style: relative improvement (%) per metric, one bar per comparison."""
+    ok = frame[frame["status"] == "ok"] if len(frame) else frame
+    if not len(ok):
+        reasons = sorted(set(frame["status"])) if len(frame) else ["no runs"]
+        return _unavailable(path, title, "\n".join(reasons))
+    panels = list(dict.fromkeys(ok[panel_col])) if panel_col else [None]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
+    for ax, p in zip(axes[0], panels):
+        sub = ok if p is None else ok[ok[panel_col] == p]
+        sub = sub.assign(short=sub["metric"])
+        _grouped(ax, sub, "short", hue_col, list(dict.fromkeys(sub["short"])), list(dict.fromkeys(sub[hue_col])))
+        ax.set_ylabel("relative improvement (%)", fontsize=8)
+        if p is not None:
+            ax.set_title(f"{panel_col} = {p}", fontsize=9)
+    fig.suptitle(title + (f"\n{SEMI_NOTE}" if semi else ""), fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def leaderboard_figure(board: pd.DataFrame, path: Path, scenario: str, semi: bool, metric: str = HEADLINE) -> Path:
+    title = f"{scenario}: {metric} per model (95% bootstrap interval)"
+    if board is None or board.empty:
+        return _unavailable(path, title, f"not available: no model has runs for scenario {scenario}")
+    b = board.sort_values([metric, "model"], ascending=[True, True], kind="stable")
+    v = b[metric].to_numpy(float)
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(b) + 1.4))
+    colors = ["C3" if e else ("C1" if f == "transfer" else "C0") for e, f in zip(b["external"], b["family"])]
+    ax.barh(np.arange(len(b)), v, xerr=_err(v, b[f"{metric}_lo"].to_numpy(float), b[f"{metric}_hi"].to_numpy(float)),
+            color=colors, capsize=2)
+    ax.set_yticks(np.arange(len(b)), [f"{n} {m}".strip() for n, m in zip(b["name"], b["mark"])], fontsize=8)
+    ax.set_xlabel(metric, fontsize=8)
+    ax.grid(axis="x", lw=0.3)
+    ax.legend(handles=[Patch(color=c, label=lab) for c, lab in (("C0", "baseline"), ("C1", "transfer"), ("C3", "external"))],
+              fontsize=7, loc="lower right")
+    ax.set_title(title + (f"\n{SEMI_NOTE}" if semi else ""), fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def replication_figure(frame: pd.DataFrame, path: Path, metric: str = HEADLINE) -> Path:
+    """Table 7 as bars: models on the x axis, one bar per real scenario."""
+    title = f"Real-data replication: {metric} relative to Popularity (95% interval)"
+    ok = frame[(frame["status"] == "ok") & (frame["metric"] == metric)] if len(frame) else frame
+    if not len(ok):
+        return _unavailable(path, title, "not available: no real scenario has runs of Popularity and another model")
+    models = sorted(set(ok["model"]), key=lambda m: (m != "popularity", m))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(models) + 2), 3.8))
+    _grouped(ax, ok, "model", "scenario", models, list(dict.fromkeys(ok["scenario"])))
+    names = ok.drop_duplicates("model").set_index("model")["name"]
+    ax.set_xticks(np.arange(len(models)), [names[m] for m in models], rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel("relative improvement (%)", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,175 @@
+"""The report stage on fake run records: completeness, sane statistics, not-available
+tables, computed findings that follow the data, and byte-identical rebuilds."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark.report import build_report, figure_paths
+from fake_runs import fake_params, write_fake_runs
+
+REAL = {"popularity": 0.0, "collopop-artist": 0.35, "map2t-music": 0.7, "itemknn": 0.05, "bpr": -0.6,
+        "external-mine": 0.4}
+LINKED = {"popularity": 0.0, "collopop-artist": 0.35, "map2t-full": 0.8, "map2t-concat": 0.45, "map2t-imputed_p": 0.5,
+          "map2t-music-book": 0.2, "map2t-music-book-podcast": 0.6, "collopop-podcast": 0.2}
+NULL = {"popularity": 0.0, "map2t-full": 0.0, "collopop-artist": 0.0}
+SCEN = {"fake-real": {"builder": "real"}, "fake-linked": {"builder": "linked", "rho": 1.0},
+        "fake-null": {"builder": "linked", "rho": 0.0}, "fake-empty": {"builder": "real"}}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    runs = root / "runs"
+    write_fake_runs(runs, "fake-real", REAL, external=("external-mine",))
+    write_fake_runs(runs, "fake-linked", LINKED, semi=True)
+    write_fake_runs(runs, "fake-null", NULL, semi=True)
+    params = fake_params(SCEN)
+    out = root / "out"
+    written = build_report(runs, out, params)
+    return {"root": root, "runs": runs, "out": out, "params": params, "written": written}
+
+
+def board(built, scenario) -> pd.DataFrame:
+    return pd.read_csv(built["out"] / "leaderboard" / f"{scenario}.csv")
+
+
+def test_leaderboard_lists_every_model_once(built):
+    for scen, models in (("fake-real", REAL), ("fake-linked", LINKED), ("fake-null", NULL)):
+        df = board(built, scen)
+        assert sorted(df["model"]) == sorted(models)
+        assert set(built["written"]["leaderboard"]) >= {built["out"] / "leaderboard" / f"{scen}.{e}" for e in ("md", "csv", "json")}
+    md = (built["out"] / "leaderboard" / "fake-real.md").read_text()
+    assert "mine (external)" in md and "SEMI-SYNTHETIC" not in md
+    assert "**SEMI-SYNTHETIC**" in (built["out"] / "leaderboard" / "fake-linked.md").read_text()
+    assert "not available" in (built["out"] / "leaderboard" / "fake-empty.md").read_text()
+
+
+def test_intervals_contain_the_mean_and_setting_is_reported(built):
+    df = board(built, "fake-real")
+    metrics = [f"{m}@{k}" for k in (3, 5, 10, 20) for m in ("P", "R", "F1", "HR", "NDCG", "MAP")]
+    assert set(metrics) <= set(df.columns)
+    for c in metrics:
+        assert (df[f"{c}_lo"] <= df[c] + 1e-9).all() and (df[c] <= df[f"{c}_hi"] + 1e-9).all(), c
+        assert (df[f"{c}_hi"] > df[f"{c}_lo"]).any(), f"{c}: degenerate intervals everywhere"
+    assert (df["n_dropped_test"] == 2).all() and (df["catalog_max"] == 40).all()
+    md = (built["out"] / "leaderboard" / "fake-real.md").read_text()
+    assert "k=2 folds x seeds [0]" in md and "lr in {0.01, 0.02}" in md
+
+
+def test_relative_improvement_of_popularity_is_zero_and_signs_follow_skill(built):
+    df = board(built, "fake-real").set_index("model")
+    rel = [c for c in df.columns if c.startswith("rel_") and not c.endswith(("_lo", "_hi"))]
+    assert len(rel) == 24
+    assert np.allclose(df.loc["popularity", rel].to_numpy(float), 0.0)
+    assert df.loc["map2t-music", "rel_NDCG@10"] > df.loc["collopop-artist", "rel_NDCG@10"] > 0 > df.loc["bpr", "rel_NDCG@10"]
+    # relative improvement agrees with the absolute means it is built from (single pairing, equal folds)
+    approx = 100 * (df.loc["map2t-music", "P@3"] / df.loc["popularity", "P@3"] - 1)
+    assert abs(df.loc["map2t-music", "rel_P@3"] - approx) < 5
+
+
+def test_significance_marks_against_strongest_baseline(built):
+    df = board(built, "fake-real").set_index("model")
+    assert (df["vs_best"] == "collopop-artist").all()  # strongest of the baseline families, not the external one
+    assert df.loc["collopop-artist", "mark"] == "ref"
+    assert df.loc["map2t-music", "mark"] == "†" and df.loc["bpr", "mark"] == "‡"
+    assert (df["p_holm"].dropna() >= df["p_vs_best"].dropna() - 1e-12).all()
+
+
+def test_not_available_tables_are_written(built):
+    t3 = (built["out"] / "tables" / "table3_dual_signal_training_fake-linked.md").read_text()
+    assert "not available: model MAP-2T(music_podcast) (map2t-music_podcast) has no runs for scenario fake-linked" in t3
+    csv = pd.read_csv(built["out"] / "tables" / "table3_dual_signal_training_fake-linked.csv")
+    assert csv["status"].str.startswith("not available").all()
+    t1 = (built["out"] / "tables" / "table1_relative_improvement_fake-real.md").read_text()
+    assert "not available" not in t1 and "MAP-2T(music)" in t1
+    t4 = (built["out"] / "tables" / "table4_modality_ablation_fake-linked.md").read_text()
+    assert "map2t-podcast) has no runs" in t4
+    assert not (built["out"] / "tables" / "table2_mp_cohort_fake-real.md").exists()  # no m&p cohort on real data
+
+
+def test_cohort_table_uses_only_mp_users(built):
+    t2 = pd.read_csv(built["out"] / "tables" / "table2_mp_cohort_fake-linked.csv")
+    full = board(built, "fake-linked").set_index("model")
+    n_mp = t2.loc[t2["reference"] == "popularity", "n_rows"].iloc[0]
+    assert 0 < n_mp < full.loc["map2t-full", "n_test_users"]
+    assert (t2["subset"] == "cohort=m&p").all()
+
+
+def test_real_replication_and_breakdowns(built):
+    t7 = pd.read_csv(built["out"] / "tables" / "table7_real_replication.csv")
+    assert set(t7["scenario"]) == {"fake-real", "fake-empty"}
+    ok = t7[t7["status"] == "ok"]
+    assert set(ok["model"]) == set(REAL) and set(ok["metric"]) == {"NDCG@10", "P@3", "HR@3"}
+    assert (t7.loc[t7["scenario"] == "fake-empty", "status"].str.startswith("not available")).all()
+    hist = pd.read_csv(built["out"] / "tables" / "table7b_history_length.csv")
+    pop = hist[hist["model"] == "popularity"]
+    assert pop["bin"].nunique() == 3 and pop["n_rows"].sum() == 80
+    ht = pd.read_csv(built["out"] / "tables" / "table7c_head_tail.csv")
+    assert set(ht["metric"]) == {"head/R@10", "tail/R@10"}
+
+
+def test_findings_are_computed_from_numbers(built, tmp_path):
+    readme = (built["out"] / "README.md").read_text()
+    assert "not evidence about real users; the real scenarios are" in readme
+    rows = [ln for ln in readme.splitlines() if ln.startswith("| ") and "**" in ln]
+    get = lambda claim, scen: next(r for r in rows if claim in r and f"| {scen}" in r)  # noqa: E731
+    assert "**reproduced**" in get("MAP-2T(full) > ColloPop-Artist", "fake-linked")
+    assert "**reproduced**" in get("podcast input adds precision", "fake-linked")
+    assert "**reproduced**" in get("rho=0 null control", "fake-null")
+    assert "**not available**" in get("gated > concat", "fake-null")
+    # Flip the data: MAP-2T(full) now worse than ColloPop-Artist -> the claim must flip too.
+    runs = tmp_path / "runs"
+    write_fake_runs(runs, "fake-linked", {**LINKED, "map2t-full": -0.3}, semi=True)
+    out = tmp_path / "out"
+    build_report(runs, out, fake_params({"fake-linked": SCEN["fake-linked"]}))
+    flipped = (out / "README.md").read_text()
+    line = next(ln for ln in flipped.splitlines() if "MAP-2T(full) > ColloPop-Artist" in ln)
+    assert "**not reproduced**" in line
+
+
+def test_null_control_flags_a_gain(tmp_path):
+    runs = tmp_path / "runs"
+    write_fake_runs(runs, "fake-null", {"popularity": 0.0, "map2t-full": 0.9}, semi=True, n_users=120)
+    out = tmp_path / "out"
+    build_report(runs, out, fake_params({"fake-null": SCEN["fake-null"]}))
+    line = next(ln for ln in (out / "README.md").read_text().splitlines() if "rho=0 null control" in ln)
+    assert "**not reproduced**" in line and "MAP-2T(full)" in line
+
+
+def test_figures_are_pngs_at_declared_paths(built):
+    figs = built["written"]["figures"]
+    assert sorted(figs) == sorted(figure_paths(built["params"], built["out"], built["runs"]))
+    for p in figs:
+        assert Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_rebuild_is_byte_identical(built, tmp_path):
+    out2 = tmp_path / "out2"
+    build_report(built["runs"], out2, built["params"])
+    first, second = _digest(built["out"]), _digest(out2)
+    assert first.keys() == second.keys() and len(first) > 40
+    assert first == second
+
+
+def test_external_root_is_merged(tmp_path):
+    runs, ext = tmp_path / "runs", tmp_path / "external"
+    write_fake_runs(runs, "fake-real", {"popularity": 0.0, "collopop-artist": 0.3})
+    write_fake_runs(ext, "fake-real", {"external-theirs": 0.5}, external=("external-theirs",))
+    out = tmp_path / "out"
+    build_report(runs, out, fake_params({"fake-real": SCEN["fake-real"]}), external_root=ext)
+    df = board({"out": out}, "fake-real").set_index("model")
+    assert sorted(df.index) == ["collopop-artist", "external-theirs", "popularity"]
+    assert df.loc["external-theirs", "name"] == "theirs (external)" and df.loc["external-theirs", "rel_P@3"] > 0
+    with pytest.raises(ValueError, match="more than one runs root"):
+        build_report(runs, out, fake_params({"fake-real": SCEN["fake-real"]}), external_root=runs)
