@@ -151,17 +151,17 @@ def report(params_path: Path = ParamsOpt) -> None:
     """Regenerate leaderboards, tables, figures and results/README.md from run records."""
     from .report import build_report
 
-    written = build_report(paths.RUNS, paths.RESULTS, _params(params_path))
+    written = build_report(paths.RUNS, paths.RESULTS, _params(params_path), external_root=paths.EXTERNAL)
     typer.echo(f"report: {sum(len(v) if isinstance(v, list) else 1 for v in written.values())} files written")
 
 
 @app.command()
 def submit(folder: Path = typer.Argument(..., help="Submission folder (metadata.yaml + predictions)."), params_path: Path = ParamsOpt) -> None:
-    """Validate an external submission and, if valid, score it with the benchmark's evaluator."""
+    """Validate an external submission and, if valid, score it into results/external/ (then run `cdrbench report`)."""
     from .submit import SubmissionError, submit as do_submit
 
     try:
-        res = do_submit(folder, params=_params(params_path))
+        res = do_submit(folder, runs_root=paths.EXTERNAL, params=_params(params_path))
     except SubmissionError as e:
         _fail(str(e))
     typer.echo(json.dumps(res, sort_keys=True, default=str))

@@ -49,4 +49,7 @@ def item_embeddings(matrix: sp.spmatrix, dim: int, seed: int = 0, normalize: boo
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
         vecs = np.divide(vecs, norms, out=np.zeros_like(vecs), where=norms > 0)
     out[:, :k] = vecs
+    # Randomized SVD leaves small noise on items nobody interacted with; after row
+    # normalisation that noise would become a unit vector. Such items have no signal.
+    out[np.asarray(m.getnnz(axis=0)) == 0] = 0.0
     return out

@@ -18,6 +18,8 @@ EMBED = DATA / "embed"
 PRETRAIN = DATA / "pretrain"
 RESULTS = ROOT / "results"
 RUNS = RESULTS / "runs"
+# External submissions live apart from the run stage outputs, which DVC rebuilds whole.
+EXTERNAL = RESULTS / "external"
 LEADERBOARD = RESULTS / "leaderboard"
 TABLES = RESULTS / "tables"
 FIGURES = RESULTS / "figures"

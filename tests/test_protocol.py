@@ -111,3 +111,16 @@ def test_test_user_without_catalog_positive_is_dropped_and_counted():
     view, truth = build_fold(inter, users, folds, items, meta, 0, 0)
     assert truth.dropped["test"] == 1
     assert list(view.users[view.test_users]) == ["u4"]
+
+
+def test_item_embeddings_zero_for_items_without_interactions():
+    import scipy.sparse as sp
+
+    from benchmark.factorize import item_embeddings
+
+    m = sp.random(60, 30, density=0.2, random_state=1, format="csc")
+    m = m.tolil()
+    m[:, 7] = 0
+    e = item_embeddings(m.tocsr(), 8, seed=0)
+    assert np.all(e[7] == 0)
+    assert np.allclose(np.linalg.norm(e[np.asarray(m.tocsr().getnnz(axis=0)) > 0], axis=1), 1.0, atol=1e-5)
