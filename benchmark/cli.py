@@ -134,16 +134,16 @@ def tune(
     from .features import attach_features
     from .protocol import load_fold
     from .specs import load_spec
-    from .tuning import Budget, tune_model
+    from .tuning import Budget, tune_models
 
     params = _params(params_path)
     spec_p = _scenario_spec(params, name)
     t = params["tuning"]
     view, truth = load_fold(paths.SCENARIOS / name, seed, fold, int(spec_p.get("min_support", 1)))
     attach_features(view, paths.PRETRAIN / name, paths.EMBED / name)
-    res = tune_model(load_spec(model), view, truth, Budget(int(t["n_trials"]), float(t["time_budget_s"]), t["metric"], t.get("search", "hyperopt")),
-                     seed, address or t.get("address"))
-    typer.echo(json.dumps({k: v for k, v in res.items() if k != "trials"} | {"n_finished": len(res["trials"])}, sort_keys=True))
+    res = tune_models([load_spec(model)], {(seed, fold): (view, truth)}, Budget(int(t["n_trials"]), float(t["time_budget_s"]), t["metric"]),
+                      address or t.get("address"))[(model, seed, fold)]
+    typer.echo(json.dumps(res, sort_keys=True))
 
 
 @app.command()

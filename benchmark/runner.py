@@ -26,7 +26,7 @@ from .features import attach_features
 from .protocol import TrainView, build_fold, load_scenario
 from .schema import scenario_hash
 from .specs import ModelSpec, load_specs
-from .tuning import Budget, tune_model
+from .tuning import Budget, tune_models
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,6 @@ class _Context:
     budget: Budget
     ks: list[int]
     runs_root: Path
-    address: str | None
 
 
 def run_scenario(
@@ -97,22 +96,24 @@ def run_scenario(
     ctx = _Context(
         meta=meta, scenario_hash=scenario_hash(folder), checksums=_data_checksums(meta), proto=proto,
         spec_p=params["scenarios"][scenario],
-        budget=Budget(int(tun["n_trials"]), float(tun["time_budget_s"]), tun["metric"], tun.get("search", "hyperopt")),
-        ks=[int(k) for k in proto["ks"]], runs_root=Path(runs_root), address=address,
+        budget=Budget(int(tun["n_trials"]), float(tun["time_budget_s"]), tun["metric"]),
+        ks=[int(k) for k in proto["ks"]], runs_root=Path(runs_root),
     )
     specs = [s for s in load_specs(list(only or params["models"])) if s.applicable(meta["source_domains"])]
     out_root = Path(runs_root) / scenario
     if out_root.exists() and not only:
         shutil.rmtree(out_root)  # a stage output is rebuilt whole, never appended to
-    records = []
-    jobs = [(int(s), f) for s in proto["seeds"] for f in range(int(proto["k"]))]
-    for seed, fold in tqdm(jobs, desc=f"{scenario} folds", unit="fold"):
+    folds = {}
+    for seed, fold in [(int(s), f) for s in proto["seeds"] for f in range(int(proto["k"]))]:
         view, truth = build_fold(
             tables["interactions"], tables["users"], tables["folds"], tables["items"], meta,
             seed, fold, int(ctx.spec_p.get("min_support", 1)), folder,
         )
-        attach_features(view, Path(pretrain_root) / scenario, Path(embed_root) / scenario)
-        tuned: dict[str, dict] = {}
+        folds[(seed, fold)] = (attach_features(view, Path(pretrain_root) / scenario, Path(embed_root) / scenario), truth)
+    log.info("%s: tuning %d models on %d folds", scenario, len(specs), len(folds))
+    tuned = tune_models(specs, folds, ctx.budget, address)
+    records = []
+    for (seed, fold), (view, truth) in tqdm(sorted(folds.items()), desc=f"{scenario} folds", unit="fold"):
         for spec in tqdm(specs, desc=f"s{seed} f{fold} models", leave=False):
             records.append(_run_one(spec, view, truth, tuned, seed, fold, ctx))
     return records
@@ -121,11 +122,9 @@ def run_scenario(
 def _run_one(spec: ModelSpec, view: TrainView, truth, tuned: dict, seed: int, fold: int, ctx: _Context) -> dict:
     t0 = time.perf_counter()
     train_view = restrict_training(view, spec.train_cohort)
+    tuning = tuned[(spec.tune_from or spec.key, seed, fold)]
     if spec.tune_from:
-        tuning = dict(tuned[spec.tune_from], inherited_from=spec.tune_from)
-    else:
-        tuning = tune_model(spec, train_view, truth, ctx.budget, seed, ctx.address)
-    tuned[spec.key] = tuning
+        tuning = dict(tuning, inherited_from=spec.tune_from)
     config = {**spec.config, **tuning["chosen_config"]}
     model = spec.build(tuning["chosen_config"], seed=seed)
     t_fit = time.perf_counter()
