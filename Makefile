@@ -16,7 +16,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=24" uv
-	UV_FIND_LINKS="$(FIND_LINKS)" $(BIN)/uv pip install --python $(BIN)/python -e ".[test]" \
+	UV_FIND_LINKS="$(FIND_LINKS)" $(BIN)/uv pip install --compile-bytecode --python $(BIN)/python -e ".[test]" \
 	  || $(BIN)/python -m pip install -e ".[test]"
 	touch $(STAMP)
 

@@ -10,6 +10,8 @@ import importlib
 
 MODULES = [
     "popularity",
+    "collopop",
+    "map2t",
 ]
 
 for _m in MODULES:
