@@ -12,6 +12,7 @@ MODULES = [
     "popularity",
     "collopop",
     "map2t",
+    "mtl",
 ]
 
 for _m in MODULES:
