@@ -10,11 +10,16 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
 import typer
 import yaml
+
+# ray 2.6 imports pkg_resources at import time; the deprecation notice is not ours to fix
+# and would otherwise print on every run stage.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
 from . import paths
 

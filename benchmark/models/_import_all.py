@@ -13,6 +13,8 @@ MODULES = [
     "collopop",
     "map2t",
     "mtl",
+    "recbole_adapter",
+    "userknn",
 ]
 
 for _m in MODULES:
