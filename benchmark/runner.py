@@ -8,7 +8,9 @@ else: folds come from :mod:`benchmark.protocol`, features from
 
 from __future__ import annotations
 
+import copy
 import logging
+import resource
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -27,7 +29,7 @@ from .features import attach_features
 from .protocol import TrainView, build_fold, load_scenario
 from .schema import scenario_hash
 from .specs import ModelSpec, load_specs
-from .tuning import Budget, tune_models
+from .tuning import Budget, ensure_ray, tune_models
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +58,10 @@ def _source_lengths(view: TrainView, rows: np.ndarray) -> np.ndarray:
 
 
 def _data_checksums(meta: dict) -> dict:
+    """sha256 of the raw files a scenario was built from (every source for mpa-linked)."""
     table = pd.read_csv(paths.SOURCES_TSV, sep="\t")
-    used = set(meta.get("sources", [])) or set(table["source"])
-    rows = table[table["source"].isin(used)]
+    src = meta.get("params", {}).get("source")
+    rows = table[table["source"] == src] if src else table
     return {f"{r.source}/{Path(r.file).name}": r.sha256 for r in rows.itertuples()}
 
 
@@ -88,8 +91,12 @@ def run_scenario(
 ) -> list[dict]:
     """Evaluate every model in ``params['models']`` on ``scenario``; write run records.
 
-    With ``only``, just those models are (re)run and other models' records are kept.
+    Tuning runs as one Ray Tune sweep; the final fit + evaluation of every (model, fold)
+    then runs as Ray tasks, one CPU each, and the driver writes the records. With
+    ``only``, just those models are (re)run and other models' records are kept.
     """
+    import ray
+
     proto, tun = params["protocol"], params["tuning"]
     folder = Path(scenario_root) / scenario
     tables = load_scenario(folder)
@@ -97,16 +104,10 @@ def run_scenario(
     ctx = _Context(
         meta=meta, scenario_hash=scenario_hash(folder), checksums=_data_checksums(meta), proto=proto,
         spec_p=params["scenarios"][scenario],
-        budget=Budget(int(tun["n_trials"]), float(tun["time_budget_s"]), tun["metric"]),
+        budget=Budget(int(tun["n_trials"]), float(tun["time_budget_s"]), tun["metric"], tun.get("tune_folds")),
         ks=[int(k) for k in proto["ks"]], runs_root=Path(runs_root),
     )
-    # One torch thread: these models are small, and on 2 cores a second thread costs
-    # more in synchronisation than it gains (measured 5-20x slower epochs under load).
-    torch.set_num_threads(1)
     specs = [s for s in load_specs(list(only or params["models"])) if s.applicable(meta["source_domains"])]
-    out_root = Path(runs_root) / scenario
-    if out_root.exists() and not only:
-        shutil.rmtree(out_root)  # a stage output is rebuilt whole, never appended to
     folds = {}
     for seed, fold in [(int(s), f) for s in proto["seeds"] for f in range(int(proto["k"]))]:
         view, truth = build_fold(
@@ -114,34 +115,64 @@ def run_scenario(
             seed, fold, int(ctx.spec_p.get("min_support", 1)), folder,
         )
         folds[(seed, fold)] = (attach_features(view, Path(pretrain_root) / scenario, Path(embed_root) / scenario), truth)
-    log.info("%s: tuning %d models on %d folds", scenario, len(specs), len(folds))
-    tuned = tune_models(specs, folds, ctx.budget, address)
+    tuned = tune_models(specs, folds, ctx.budget, address, desc=f"{scenario} tuning")
+    ensure_ray(address)
+    refs = {key: ray.put(pair) for key, pair in folds.items()}
+    remote = ray.remote(num_cpus=1)(fit_and_evaluate)
+    pending = {}
+    for (seed, fold) in sorted(folds):
+        for spec in specs:
+            tuning = tuned[(spec.tune_from or spec.key, seed, fold)]
+            if spec.tune_from:
+                tuning = dict(tuning, inherited_from=spec.tune_from)
+            ref = remote.remote(spec, refs[(seed, fold)], tuning["chosen_config"], seed, ctx.ks)
+            pending[ref] = (spec, seed, fold, tuning)
+    out_root = Path(runs_root) / scenario
+    if out_root.exists() and not only:
+        shutil.rmtree(out_root)  # a stage output is rebuilt whole, never appended to
     records = []
-    for (seed, fold), (view, truth) in tqdm(sorted(folds.items()), desc=f"{scenario} folds", unit="fold"):
-        for spec in tqdm(specs, desc=f"s{seed} f{fold} models", leave=False):
-            records.append(_run_one(spec, view, truth, tuned, seed, fold, ctx))
+    with tqdm(total=len(pending), desc=f"{scenario} fit+evaluate", unit="run") as bar:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            spec, seed, fold, tuning = pending.pop(done[0])
+            records.append(_write_record(spec, folds[(seed, fold)], tuning, seed, fold, ray.get(done[0]), ctx))
+            bar.update(1)
     return records
 
 
-def _run_one(spec: ModelSpec, view: TrainView, truth, tuned: dict, seed: int, fold: int, ctx: _Context) -> dict:
-    t0 = time.perf_counter()
+def fit_and_evaluate(spec: ModelSpec, pair: tuple, overrides: dict, seed: int, ks: list[int]) -> dict:
+    """Fit one model on one fold's training view and evaluate it on the test users.
+
+    Runs in a Ray worker; returns per-user metrics, top-K indices and timings.
+    """
+    # One torch thread per task: two tasks share the 2 cores, and these models are small
+    # enough that a second thread costs more in synchronisation than it gains.
+    torch.set_num_threads(1)
+    view, truth = copy.deepcopy(pair)  # Ray's arrays are read-only; models may mutate
     train_view = restrict_training(view, spec.train_cohort)
-    tuning = tuned[(spec.tune_from or spec.key, seed, fold)]
-    if spec.tune_from:
-        tuning = dict(tuning, inherited_from=spec.tune_from)
-    config = {**spec.config, **tuning["chosen_config"]}
-    model = spec.build(tuning["chosen_config"], seed=seed)
-    t_fit = time.perf_counter()
+    model = spec.build(overrides, seed=seed)
+    t0 = time.perf_counter()
     model.fit(train_view)
-    fit_s = time.perf_counter() - t_fit
-    t_score = time.perf_counter()
-    per_user, topk = evaluate_model(model, view.test_users, truth.test, ctx.ks, view.popularity())
-    score_s = time.perf_counter() - t_score
+    fit_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    per_user, topk = evaluate_model(model, view.test_users, truth.test, ks, view.popularity())
+    return {
+        "per_user": per_user, "topk": topk, "fit_s": fit_s, "score_s": time.perf_counter() - t1,
+        "n_train_users": int(len(train_view.train_users)), "fit_info": getattr(model, "fit_info", {}) or {},
+        # Peak RSS of the worker process (workers are reused, so an upper bound).
+        "peak_mem_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def _write_record(spec: ModelSpec, pair: tuple, tuning: dict, seed: int, fold: int, res: dict, ctx: _Context) -> dict:
+    view, truth = pair
     rows = view.test_users
+    per_user = res["per_user"]
     per_user.insert(0, "user", view.users[rows].astype(str))
     per_user.insert(1, "cohort", view.cohort[rows])
     per_user.insert(2, "n_source", _source_lengths(view, rows))
     meta, proto = ctx.meta, ctx.proto
+    config = {**spec.config, **tuning["chosen_config"]}
     record = {
         "model": spec.key, "class": spec.cls, "family": spec.family, "external": False,
         "description": spec.description, "config": config, "config_hash": config_hash(config),
@@ -150,14 +181,26 @@ def _run_one(spec: ModelSpec, view: TrainView, truth, tuned: dict, seed: int, fo
         "min_support": int(ctx.spec_p.get("min_support", 1)), "catalog_size": int(view.n_catalog),
         "n_test_users": int(len(rows)), "n_dropped_test": int(truth.dropped["test"]),
         "n_valid_users": int(len(view.valid_users)), "n_dropped_valid": int(truth.dropped["valid"]),
-        "n_train_users": int(len(train_view.train_users)), "train_cohort": spec.train_cohort,
+        "n_train_users": res["n_train_users"], "train_cohort": spec.train_cohort,
         "tuning": tuning, "data_checksums": ctx.checksums,
-        "fit_time_s": round(fit_s, 3), "score_time_s": round(score_s, 3),
-        "wall_time_s": round(time.perf_counter() - t0, 3), "fit_info": getattr(model, "fit_info", {}),
+        "fit_time_s": round(res["fit_s"], 3), "score_time_s": round(res["score_s"], 3),
+        "wall_time_s": round(res["fit_s"] + res["score_s"], 3), "fit_info": _jsonable(res["fit_info"]),
     }
-    # Provenance last, so peak memory is final. It is the driver process's peak RSS:
-    # tuning trials run in Ray workers and are not included.
     record.update(provenance())
+    record["peak_mem_mb"] = res["peak_mem_mb"]
     write_run(paths.run_dir(meta["name"], spec.key, seed, fold, root=ctx.runs_root), record, per_user,
-              topk_frame(view.users[rows], topk, view.catalog))
+              topk_frame(view.users[rows], res["topk"], view.catalog))
     return record
+
+
+def _jsonable(obj):
+    """fit_info may hold numpy scalars/arrays; records are JSON."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj

@@ -39,6 +39,9 @@ class Budget:
     n_trials: int  # per model per fold
     time_budget_s: float  # wall-time cap per (model, fold); the sweep's cap is this times their number
     metric: str = "NDCG@10"
+    # Folds per seed whose validation users drive tuning (None: every fold). A smaller
+    # value reuses fold 0's choice on the other folds of the same seed: the CI setting.
+    tune_folds: int | None = None
 
 
 def _domain(d: dict):
@@ -91,6 +94,29 @@ def _trainable(config, refs=None, specs=None, metric=None):
     return {"value": value}
 
 
+class _Progress:
+    """A tqdm bar over finished trials (Ray's own reporter is silenced)."""
+
+    def __new__(cls, total: int, desc: str):
+        from ray.tune import Callback
+        from tqdm.auto import tqdm
+
+        class _Bar(Callback):
+            def __init__(self):
+                self.bar = tqdm(total=total, desc=desc, unit="trial")
+
+            def on_trial_complete(self, iteration, trials, trial, **info):
+                self.bar.update(1)
+
+            def on_trial_error(self, iteration, trials, trial, **info):
+                self.bar.update(1)
+
+            def on_experiment_end(self, trials, **info):
+                self.bar.close()
+
+        return _Bar()
+
+
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Start (or connect to) Ray once per process, quietly."""
     import ray
@@ -116,6 +142,7 @@ def tune_models(
     folds: dict[tuple[int, int], tuple[TrainView, Truth]],
     budget: Budget,
     address: str | None = None,
+    desc: str = "tuning",
 ) -> dict[tuple[str, int, int], dict]:
     """Tune every spec with a search space on every fold; one Ray Tune sweep for all.
 
@@ -127,10 +154,13 @@ def tune_models(
     tunable = [s for s in specs if s.search_space and not s.tune_from and budget.n_trials > 0]
     for s in specs:
         if s not in tunable:
-            for seed, fold in folds:
+            for seed, fold in folds:  # every fold, tuned or not
                 out[(s.key, seed, fold)] = _untuned(budget.metric)
     if not tunable:
         return out
+    all_folds = folds
+    if budget.tune_folds:
+        folds = {k: v for k, v in folds.items() if k[1] < budget.tune_folds}
     for (seed, fold), (view, _) in folds.items():
         if len(view.valid_users) == 0:
             raise ValueError(f"fold (seed={seed}, fold={fold}) has no validation user with a positive in its catalog")
@@ -152,7 +182,8 @@ def tune_models(
             trainable,
             param_space={"trial": tune.grid_search(trials)},
             tune_config=tune.TuneConfig(metric="value", mode="max", num_samples=1, time_budget_s=cap, reuse_actors=True),
-            run_config=air.RunConfig(storage_path=tmp, verbose=0, log_to_file=False),
+            run_config=air.RunConfig(storage_path=tmp, verbose=0, log_to_file=False,
+                                     callbacks=[_Progress(len(trials), desc)]),
         )
         results = tuner.fit()
         finished = []
@@ -176,5 +207,10 @@ def tune_models(
                 "chosen_config": mine[0][0]["config"],
                 "best_value": mine[0][1],
                 "trials": [{"config": t["config"], "value": v} for t, v in sorted(mine, key=lambda tv: tv[0]["i"])],
+                "tuned_on": [seed, fold],
             }
+    for s in tunable:  # folds outside tune_folds reuse the choice of fold 0 of their seed
+        for seed, fold in all_folds:
+            if (s.key, seed, fold) not in out:
+                out[(s.key, seed, fold)] = out[(s.key, seed, 0)]
     return out
