@@ -95,7 +95,11 @@ def _trainable(config, refs=None, specs=None, metric=None):
 
 
 class _Progress:
-    """A tqdm bar over finished trials (Ray's own reporter is silenced)."""
+    """A tqdm bar over finished trials (Ray's own reporter is silenced).
+
+    The bar is created lazily and dropped when Ray pickles the callback (Tune saves its
+    experiment state), since a terminal stream cannot be pickled.
+    """
 
     def __new__(cls, total: int, desc: str):
         from ray.tune import Callback
@@ -103,16 +107,25 @@ class _Progress:
 
         class _Bar(Callback):
             def __init__(self):
-                self.bar = tqdm(total=total, desc=desc, unit="trial")
+                self.bar = None
+
+            def __getstate__(self):
+                return {"bar": None}
+
+            def _tick(self):
+                if self.bar is None:
+                    self.bar = tqdm(total=total, desc=desc, unit="trial")
+                self.bar.update(1)
 
             def on_trial_complete(self, iteration, trials, trial, **info):
-                self.bar.update(1)
+                self._tick()
 
             def on_trial_error(self, iteration, trials, trial, **info):
-                self.bar.update(1)
+                self._tick()
 
             def on_experiment_end(self, trials, **info):
-                self.bar.close()
+                if self.bar is not None:
+                    self.bar.close()
 
         return _Bar()
 
