@@ -21,6 +21,9 @@ K3 = ["P@3", "R@3", "F1@3", "HR@3"]
 NEARLY_UNCHANGED_PCT = 2.0  # |relative HR@3 change| below this, or an interval covering 0, is "nearly unchanged"
 
 
+INVESTIGATIONS = "INVESTIGATIONS.md"
+
+
 def _above(v) -> bool:
     return bool(np.isfinite(v[1]) and v[1] > 0)
 
@@ -150,4 +153,9 @@ def render(out_root: Path, runs: dict[str, ScenarioRuns], kinds: dict[str, str],
     for claim, s, outcome, ev in findings(runs, kinds, rho):
         tag = f"{s} (SEMI-SYNTHETIC)" if kinds[s] == "linked" else s
         L.append(f"| {claim} | {tag} | **{outcome}** | {ev.replace('|', '/')} |")
+    notes = Path(out_root) / INVESTIGATIONS
+    if notes.exists():  # hand-written analysis of suspicious results, kept apart and labelled
+        L += ["", "## Investigations (written by the maintainers; not regenerated)", "",
+              f"From [`{INVESTIGATIONS}`]({INVESTIGATIONS}); every number there names the command that measured it.", "",
+              notes.read_text().strip()]
     return "\n".join(L) + "\n"
