@@ -55,6 +55,7 @@ DISPLAY = {
     "itemknn": "ItemKNN",
     "userknn": "UserKNN",
     "multivae": "MultiVAE",
+    "mtl": "MTL (multi-task)",
 }
 
 
