@@ -1,7 +1,13 @@
 """cdrbench: a reproducible benchmark for domain-level cold-start recommendation.
 
-The package is laid out like the pipeline it serves: ``fetch`` -> ``loaders``/``prepare``
--> ``scenarios`` -> ``protocol`` (folds) -> ``models`` -> ``evaluation`` -> ``report``.
+One folder per pipeline stage, so the tree reads like the data flow, and imports only
+point upstream (checked by ``tests/test_layout.py``):
+
+``config`` (paths, typed params, model specs) -> ``data`` (fetch, loaders, prepare) ->
+``scenarios`` (recipes, schema, folds/TrainView) -> ``features`` (pretrain, embed) ->
+``models`` (one contract, one module per model) -> ``evaluation`` (metrics, records) ->
+``experiment`` (registry, tuning, runner) / ``submission`` (validate, score) ->
+``report``; ``cli`` wraps each stage for DVC.
 """
 
 __version__ = "0.1.0"

@@ -1,12 +1,15 @@
 """``cdrbench``: the command line the DVC stages call. Thin wrappers over library functions.
 
-Every command reads ``params.yaml`` (or ``--params``) and writes to the fixed paths of
-:mod:`benchmark.paths`, so DVC can track outputs. Heavy imports happen inside the
-commands, so ``cdrbench --help`` is instant.
+Every command reads ``params.yaml`` (or ``--params``) through the typed schema of
+:mod:`benchmark.config.params` and writes to the fixed paths of
+:mod:`benchmark.config.paths`, so DVC can track outputs. Bad input (a params typo, an
+unknown scenario, source or model key) is a one-line error and exit code 1, never a
+traceback. Heavy imports happen inside the commands, so ``cdrbench --help`` is instant.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -15,34 +18,53 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-import yaml
 
 # ray 2.6 imports pkg_resources at import time; the deprecation notice is not ours to fix
 # and would otherwise print on every run stage.
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
-from . import paths
+from benchmark.config import paths
+from benchmark.config.params import Params, ParamsError, load_params
+from benchmark.config.specs import SpecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
-ParamsOpt = typer.Option(paths.PARAMS, "--params", help="Params file (params.yaml or params-full.yaml).")
-
-
-def _params(path: Path) -> dict:
-    if not Path(path).exists():
-        raise typer.BadParameter(f"params file {path} not found")
-    return yaml.safe_load(Path(path).read_text())
-
-
-def _scenario_spec(params: dict, name: str) -> dict:
-    if name not in params.get("scenarios", {}):
-        raise typer.BadParameter(f"unknown scenario {name!r}; params list {sorted(params.get('scenarios', {}))}")
-    return params["scenarios"][name]
+ParamsOpt = typer.Option(paths.PARAMS, "--params", help="Params file (its `setting: full` overlays params-full.yaml).")
 
 
 def _fail(msg: str) -> None:
     typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
     raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _one_line_errors():
+    """Input errors of ours become ``error: <one line>`` and exit 1."""
+    try:
+        yield
+    except (ParamsError, SpecError) as e:
+        _fail(str(e))
+
+
+def _params(path: Path) -> Params:
+    with _one_line_errors():
+        return load_params(Path(path))
+
+
+def _scenario(params: Params, name: str):
+    with _one_line_errors():
+        return params.scenario(name)
+
+
+def _stage_params(path: Path, name: str) -> Params:
+    """The params of a per-scenario stage, after checking the scenario exists."""
+    params = _params(path)
+    _scenario(params, name)
+    return params
+
+
+def _echo(info: dict) -> None:
+    typer.echo(json.dumps(info, sort_keys=True, default=str))
 
 
 @app.command()
@@ -53,10 +75,10 @@ def fetch(
     params_path: Path = ParamsOpt,
 ) -> None:
     """Download (or copy from the mirror) one source's raw files and verify their sha256."""
-    from .fetch import FetchError, fetch_source, sources_table
+    from benchmark.data.fetch import FetchError, fetch_source, sources_table
 
     params = _params(params_path)
-    mirror_dir = Path(os.environ.get("CDRBENCH_DATA_MIRROR") or mirror or params["fetch"]["mirror"])
+    mirror_dir = Path(os.environ.get("CDRBENCH_DATA_MIRROR") or mirror or params.fetch.mirror)
     if not mirror_dir.is_absolute():
         mirror_dir = (paths.ROOT / mirror_dir).resolve()
     ids = sorted(sources_table()["source"].unique()) if source == "all" else [source]
@@ -71,44 +93,42 @@ def fetch(
 @app.command()
 def prepare(source: str = typer.Argument(..., help="Source id.")) -> None:
     """Parse one source into canonical parquet tables with a malformed-row report."""
-    from .prepare import prepare_source
+    from benchmark.data.loaders.common import LoaderError
+    from benchmark.data.prepare import prepare_source
 
-    report = prepare_source(source, paths.RAW, paths.PREPARED)
+    try:
+        report = prepare_source(source, paths.RAW, paths.PREPARED)
+    except LoaderError as e:
+        _fail(str(e))
     typer.echo(json.dumps(report, indent=1, sort_keys=True, default=str)[:2000])
 
 
 @app.command()
 def scenario(name: str = typer.Argument(..., help="Scenario name from params.yaml."), params_path: Path = ParamsOpt) -> None:
     """Build one scenario: canonical parquet, folds, RecBole atomic files, dataset card."""
-    from .scenarios import build_scenario
+    from benchmark.scenarios import build_scenario
 
     params = _params(params_path)
-    summary = build_scenario(name, _scenario_spec(params, name), params["protocol"])
+    summary = build_scenario(name, _scenario(params, name), params.protocol)
     typer.echo(json.dumps(summary, indent=1, sort_keys=True, default=str)[:3000])
 
 
 @app.command()
 def embed(name: str = typer.Argument(..., help="Scenario name."), params_path: Path = ParamsOpt) -> None:
     """Encode the scenario's item text with sentence-transformers (cached by text hash)."""
-    from .embed import embed_scenario
+    from benchmark.features.embed import embed_scenario
 
-    params = _params(params_path)
-    _scenario_spec(params, name)
-    p = params["embed"]
-    info = embed_scenario(paths.SCENARIOS / name, paths.EMBED / name, p["model"], int(p["batch_size"]))
-    typer.echo(json.dumps(info, sort_keys=True, default=str))
+    p = _stage_params(params_path, name).embed
+    _echo(embed_scenario(paths.SCENARIOS / name, paths.EMBED / name, p.model, p.batch_size))
 
 
 @app.command()
 def pretrain(name: str = typer.Argument(..., help="Scenario name."), params_path: Path = ParamsOpt) -> None:
     """Learn the frozen source-domain item embeddings of one scenario."""
-    from .pretrain import pretrain_scenario
+    from benchmark.features.pretrain import pretrain_scenario
 
-    params = _params(params_path)
-    _scenario_spec(params, name)
-    p = params["pretrain"]
-    info = pretrain_scenario(paths.SCENARIOS / name, paths.PRETRAIN / name, int(p["dim"]), int(p["seed"]))
-    typer.echo(json.dumps(info, sort_keys=True, default=str))
+    p = _stage_params(params_path, name).pretrain
+    _echo(pretrain_scenario(paths.SCENARIOS / name, paths.PRETRAIN / name, p.dim, p.seed))
 
 
 @app.command()
@@ -119,11 +139,11 @@ def run(
     params_path: Path = ParamsOpt,
 ) -> None:
     """Tune (Ray Tune), fit and evaluate every model on every fold; write run records."""
-    from .runner import run_scenario
+    from benchmark.experiment.runner import run_scenario
 
-    params = _params(params_path)
-    _scenario_spec(params, name)
-    records = run_scenario(name, params, address=address or params["tuning"].get("address"), only=model)
+    params = _stage_params(params_path, name)
+    with _one_line_errors():
+        records = run_scenario(name, params, address=address or params.tuning.address, only=model)
     typer.echo(f"{name}: {len(records)} run records written under {paths.RUNS / name}")
 
 
@@ -136,34 +156,36 @@ def tune(
     params_path: Path = ParamsOpt,
 ) -> None:
     """Run only the tuning sweep of one model on one fold and print the chosen config."""
-    from .features import attach_features
-    from .protocol import load_fold
-    from .specs import load_spec
-    from .tuning import Budget, tune_models
+    from benchmark.experiment.registry import checked_spec
+    from benchmark.experiment.tuning import Budget, tune_models
+    from benchmark.features.vectors import attach_features
+    from benchmark.scenarios.protocol import load_fold
 
     params = _params(params_path)
-    spec_p = _scenario_spec(params, name)
-    t = params["tuning"]
-    view, truth = load_fold(paths.SCENARIOS / name, seed, fold, int(spec_p.get("min_support", 1)))
+    spec_p = _scenario(params, name)
+    with _one_line_errors():
+        spec = checked_spec(model)
+    t = params.tuning
+    view, truth = load_fold(paths.SCENARIOS / name, seed, fold, spec_p.min_support)
     attach_features(view, paths.PRETRAIN / name, paths.EMBED / name)
-    res = tune_models([load_spec(model)], {(seed, fold): (view, truth)}, Budget(int(t["n_trials"]), float(t["time_budget_s"]), t["metric"]),
-                      address or t.get("address"))[(model, seed, fold)]
+    res = tune_models([spec], {(seed, fold): (view, truth)}, Budget.from_params(t), address or t.address)[(model, seed, fold)]
     typer.echo(json.dumps(res, sort_keys=True))
 
 
 @app.command()
 def report(params_path: Path = ParamsOpt) -> None:
     """Regenerate leaderboards, tables, figures and results/README.md from run records."""
-    from .report import build_report
+    from benchmark.report import build_report
 
-    written = build_report(paths.RUNS, paths.RESULTS, _params(params_path), external_root=paths.EXTERNAL)
+    with _one_line_errors():
+        written = build_report(paths.RUNS, paths.RESULTS, _params(params_path), external_root=paths.EXTERNAL)
     typer.echo(f"report: {sum(len(v) if isinstance(v, list) else 1 for v in written.values())} files written")
 
 
 @app.command()
 def submit(folder: Path = typer.Argument(..., help="Submission folder (metadata.yaml + predictions)."), params_path: Path = ParamsOpt) -> None:
     """Validate an external submission and, if valid, score it into results/external/ (then run `cdrbench report`)."""
-    from .submit import SubmissionError, submit as do_submit
+    from benchmark.submission.score import SubmissionError, submit as do_submit
 
     try:
         res = do_submit(folder, runs_root=paths.EXTERNAL, params=_params(params_path))
@@ -175,11 +197,13 @@ def submit(folder: Path = typer.Argument(..., help="Submission folder (metadata.
 @app.command()
 def models() -> None:
     """List model specs under models/ and the classes they use."""
-    from .specs import load_spec
+    from benchmark.config.specs import discover
+    from benchmark.experiment.registry import checked_spec
 
-    for p in sorted(paths.MODEL_CARDS.glob("*.yaml")):
-        s = load_spec(p.stem)
-        typer.echo(f"{s.key:28s} {s.cls:12s} {s.family:10s} {s.description}")
+    with _one_line_errors():
+        for key in discover():
+            s = checked_spec(key)
+            typer.echo(f"{s.key:26s} {s.display_name:28s} {s.family:10s} {s.cls}")
 
 
 def main() -> None:  # pragma: no cover

@@ -21,9 +21,35 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmark import paths  # noqa: E402
-from benchmark.schema import read_meta, scenario_hash  # noqa: E402
-from benchmark.submit import make_predictions  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from benchmark.config import paths  # noqa: E402
+from benchmark.config.params import load_params  # noqa: E402
+from benchmark.models.popularity import Popularity  # noqa: E402
+from benchmark.scenarios.protocol import load_fold, load_scenario  # noqa: E402
+from benchmark.scenarios.schema import read_meta, scenario_hash  # noqa: E402
+
+
+def make_predictions(scenario_dir: Path, seeds: list[int], min_support: int = 1, n_items: int = 20, model=None) -> pd.DataFrame:
+    """Ranked lists of a registered model on every fold (Popularity by default): a submission's predictions."""
+    tables = load_scenario(Path(scenario_dir))
+    k = int(tables["folds"]["fold"].nunique())
+    parts = []
+    for seed in seeds:
+        for fold in range(k):
+            view, _ = load_fold(Path(scenario_dir), int(seed), fold, min_support, tables=tables)
+            m = (model() if model else Popularity()).fit(view)
+            s = m.score(view.test_users)
+            n = min(n_items, view.n_catalog)
+            top = np.argsort(-s, axis=1, kind="stable")[:, :n]
+            users = view.users[view.test_users].astype(str)
+            parts.append(pd.DataFrame({"seed": int(seed), "fold": fold, "user": np.repeat(users, n),
+                                       "item": view.catalog[top.ravel()].astype(str),
+                                       "rank": np.tile(np.arange(1, n + 1), len(users))}))
+    return pd.concat(parts, ignore_index=True)
+
+
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,15 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenario-root", type=Path, default=paths.SCENARIOS)
     args = ap.parse_args(argv)
 
-    params = yaml.safe_load(args.params.read_text())
+    params = load_params(args.params)
     sdir = args.scenario_root / args.scenario
     if not (sdir / "meta.json").exists():
         print(f"error: scenario {sdir} is not built; run `dvc repro` first", file=sys.stderr)
         return 1
-    spec = params["scenarios"].get(args.scenario, {})
-    seeds = [int(s) for s in params["protocol"]["seeds"]]
-    kmax = max(int(k) for k in params["protocol"]["ks"])
-    preds = make_predictions(sdir, seeds, int(spec.get("min_support", 1)), n_items=kmax)
+    seeds = list(params.protocol.seeds)
+    kmax = max(params.evaluation.ks)
+    preds = make_predictions(sdir, seeds, params.scenario(args.scenario).min_support, n_items=kmax)
     k = int(preds["fold"].nunique())
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {

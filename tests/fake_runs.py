@@ -17,9 +17,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from benchmark.config.params import Params
+from benchmark.config.paths import run_dir
+from benchmark.config.specs import display_names
 from benchmark.evaluation.evaluate import evaluate_topk
 from benchmark.evaluation.records import config_hash, topk_frame, write_run
-from benchmark.paths import run_dir
+from conftest import make_params
 
 KS = [3, 5, 10, 20]
 FAMILY = {"popularity": "baseline", "collopop-artist": "heuristic", "collopop-podcast": "heuristic",
@@ -56,6 +59,7 @@ def write_fake_runs(root: Path, scenario: str, skills: dict[str, float], seeds=(
                     podcast_share: float = 0.5) -> list[Path]:
     """Write ``root/<scenario>/<model>/s<seed>_f<fold>/`` run folders; return them."""
     written = []
+    names = display_names()
     users = np.array([f"u{i:03d}" for i in range(n_users)])
     for seed in seeds:
         perm = np.random.default_rng([seed, 1]).permutation(n_users)
@@ -79,10 +83,10 @@ def write_fake_runs(root: Path, scenario: str, skills: dict[str, float], seeds=(
                 config = {"skill": skill}
                 record = {
                     "model": model, "class": "fake", "family": "external" if is_ext else FAMILY.get(model, "transfer"),
-                    "external": is_ext, "display_name": model.removeprefix("external-") if is_ext else None,
+                    "external": is_ext, "display_name": model.removeprefix("external-") if is_ext else names[model],
                     "description": f"fake {model}", "config": config, "config_hash": config_hash(config),
                     "scenario": scenario, "scenario_hash": "0" * 16, "semi_synthetic": semi, "seed": int(seed),
-                    "fold": fold, "n_folds": n_folds, "seeds_setting": list(seeds), "min_support": 1,
+                    "fold": fold, "n_folds": n_folds, "seeds_setting": list(seeds), "setting": "ci", "min_support": 1,
                     "catalog_size": n_items, "n_test_users": len(test), "n_dropped_test": 1, "n_valid_users": 5,
                     "n_dropped_valid": 0,
                     "tuning": {"chosen_config": {} if model == "popularity" else {"lr": 0.01 * (fold + 1), "dim": 64}},
@@ -94,8 +98,9 @@ def write_fake_runs(root: Path, scenario: str, skills: dict[str, float], seeds=(
     return written
 
 
-def fake_params(scenarios: dict[str, dict], n_boot: int = 60) -> dict:
-    return {"protocol": {"k": 2, "seeds": [0], "ks": KS, "bootstrap": n_boot, "alpha": 0.05}, "scenarios": scenarios}
+def fake_params(scenarios: dict[str, dict], n_boot: int = 60) -> Params:
+    """Typed params for the report: these scenarios, the fake runs' protocol, few bootstrap resamples."""
+    return make_params(scenarios, ks=KS, k=2, seeds=[0], bootstrap=n_boot, alpha=0.05)
 
 
 def read_csv(path: Path) -> pd.DataFrame:

@@ -7,14 +7,10 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from benchmark.models.collopop import ColloPop, top_n_per_row
+from benchmark.models.collopop import ColloPop
+from benchmark.models.common import top_n_per_row
 from benchmark.models.popularity import Popularity
-from fixtures_fold import fold_from_frames, group_of, tiny_fold, tiny_frames
-
-
-@pytest.fixture(scope="module")
-def planted():
-    return tiny_fold(seed=0, n_users=120)
+from conftest import planted_scenario, view_of
 
 
 def brute_force(view, domain, alpha, top_n=None):
@@ -43,7 +39,7 @@ def brute_force(view, domain, alpha, top_n=None):
 
 @pytest.mark.parametrize("domain,alpha,top_n", [("music", 0.7, None), ("podcast", -0.5, None), ("music", 1.0, 2)])
 def test_equals_brute_force(domain, alpha, top_n):
-    view, _ = tiny_fold(seed=1, n_users=40)
+    view, _ = planted_scenario(seed=1, n_users=40).fold()
     model = ColloPop(ColloPop.Config(domain=domain, alpha=alpha, top_n=top_n)).fit(view)
     rows = np.arange(view.n_users)
     expected = brute_force(view, domain, alpha, top_n)
@@ -51,8 +47,8 @@ def test_equals_brute_force(domain, alpha, top_n):
     assert expected[view.test_users].max() > 0  # the case is not trivially all-zero
 
 
-def test_score_ranks_like_formula_with_popularity_tiebreak(planted):
-    view, _ = planted
+def test_score_ranks_like_formula_with_popularity_tiebreak(planted_fold):
+    view, _ = planted_fold
     model = ColloPop(ColloPop.Config(alpha=0.5)).fit(view)
     rows = view.test_users
     raw, s = model.raw_scores(rows), model.score(rows)
@@ -64,18 +60,15 @@ def test_score_ranks_like_formula_with_popularity_tiebreak(planted):
         assert np.array_equal(np.argsort(-s[r], kind="stable"), ref)
 
 
-def test_planted_right_item_first(planted):
-    view, _ = planted
-    groups = group_of(view)
-    head = np.array([view.catalog.get_loc(f"book:b{g}_0") for g in groups[view.test_users]])
+def test_planted_right_item_first(planted_fold, planted_small):
+    (view, _), p = planted_fold, planted_small
     s = ColloPop(ColloPop.Config(domain="music", alpha=0.0)).fit(view).score(view.test_users)
-    assert np.array_equal(s.argmax(axis=1), head)
+    assert np.array_equal(s.argmax(axis=1), p.head_cols(view, view.test_users))
     # podcast entities carry the same planted group, for users who have podcasts
     with_p = view.test_users[view.source["podcast"][view.test_users].getnnz(axis=1) > 0]
     assert len(with_p) >= 5
     sp_ = ColloPop(ColloPop.Config(domain="podcast", alpha=0.0)).fit(view).score(with_p)
-    head_p = np.array([view.catalog.get_loc(f"book:b{g}_0") for g in groups[with_p]])
-    assert np.array_equal(sp_.argmax(axis=1), head_p)
+    assert np.array_equal(sp_.argmax(axis=1), p.head_cols(view, with_p))
 
 
 def test_beats_random_on_planted_and_not_on_null():
@@ -84,14 +77,14 @@ def test_beats_random_on_planted_and_not_on_null():
         top = np.argsort(-s, axis=1)[:, :3]
         return np.take_along_axis(truth.test.toarray() > 0, top, axis=1).any(axis=1).mean()
 
-    view, truth = tiny_fold(seed=0, n_users=120)
+    view, truth = planted_scenario(n_users=120).fold()
     rng = np.random.default_rng(0)
     rand = np.mean([np.take_along_axis(truth.test.toarray() > 0, rng.permuted(np.tile(np.arange(view.n_catalog), (len(view.test_users), 1)), axis=1)[:, :3], axis=1).any(axis=1).mean() for _ in range(20)])
     assert hit3(view, truth, ColloPop(ColloPop.Config(alpha=0.0))) > rand + 0.3
 
 
 def test_counts_only_training_users():
-    frames = tiny_frames(seed=2, n_users=60)
+    frames = planted_scenario(seed=2, n_users=60).tables()
     folds = frames["folds"]
     test_users = folds[(folds["fold"] == 0) & (folds["role"] == "test")]["user"].tolist()
     extra = pd.DataFrame(
@@ -100,7 +93,7 @@ def test_counts_only_training_users():
         columns=frames["interactions"].columns,
     )
     edited = dict(frames, interactions=pd.concat([frames["interactions"], extra], ignore_index=True))
-    view, _ = fold_from_frames(edited)
+    view, _ = view_of(edited)
     assert "book:only-test" not in view.catalog  # rated by test users only: not in this fold
     model = ColloPop(ColloPop.Config(alpha=0.5)).fit(view)
     secret = view.source_items["music"].get_loc("music:secret")
@@ -109,15 +102,15 @@ def test_counts_only_training_users():
     inter = edited["interactions"]
     cold = set(folds[(folds["fold"] == 0) & (folds["role"] != "train")]["user"])
     no_cold_target = inter[~(inter["user"].isin(cold) & (inter["domain"] == "book"))]
-    view2, _ = fold_from_frames(dict(edited, interactions=no_cold_target))
+    view2, _ = view_of(dict(edited, interactions=no_cold_target))
     assert view2.catalog.equals(view.catalog)
     model2 = ColloPop(ColloPop.Config(alpha=0.5)).fit(view2)
     rows = np.arange(view.n_users)
     assert np.array_equal(model.raw_scores(rows), model2.raw_scores(rows))
 
 
-def test_user_without_entities_gets_popularity_ranking(planted):
-    view, _ = planted
+def test_user_without_entities_gets_popularity_ranking(planted_fold):
+    view, _ = planted_fold
     no_p = view.test_users[view.source["podcast"][view.test_users].getnnz(axis=1) == 0]
     assert len(no_p) > 0
     s = ColloPop(ColloPop.Config(domain="podcast")).fit(view).score(no_p)
@@ -125,17 +118,17 @@ def test_user_without_entities_gets_popularity_ranking(planted):
     assert np.array_equal(np.argsort(-s, axis=1, kind="stable"), np.argsort(-ref, axis=1, kind="stable"))
 
 
-def test_different_histories_different_rankings(planted):
-    view, _ = planted
-    groups = group_of(view)
+def test_different_histories_different_rankings(planted_fold, planted_small):
+    (view, _), p = planted_fold, planted_small
+    groups = p.group_of(view)
     a = view.test_users[groups[view.test_users] == 0][0]
     b = view.test_users[groups[view.test_users] == 1][0]
     s = ColloPop().fit(view).score(np.array([a, b]))
     assert not np.array_equal(np.argsort(-s[0]), np.argsort(-s[1]))
 
 
-def test_unknown_domain_is_a_clear_error(planted):
-    view, _ = planted
+def test_unknown_domain_is_a_clear_error(planted_fold):
+    view, _ = planted_fold
     with pytest.raises(ValueError, match="absent"):
         ColloPop(ColloPop.Config(domain="video")).fit(view)
 
@@ -149,12 +142,12 @@ def test_top_n_per_row():
         top_n_per_row(m, 0)
 
 
-def test_ignores_target_rows_of_non_training_users(planted):
+def test_ignores_target_rows_of_non_training_users(planted_fold):
     """Defence in depth: even a view that wrongly carried a test user's target row
     (a contract breach) must not feed that row into the counts."""
     import dataclasses
 
-    view, truth = planted
+    view, truth = planted_fold
     leaky = view.target_train.tolil()
     leaky[view.test_users] = truth.test.tolil()  # plant the held-out truth
     bad = dataclasses.replace(view, target_train=leaky.tocsr())

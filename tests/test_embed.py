@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import embed
-from benchmark.features import read_vectors
+from benchmark.features import embed
+from benchmark.features.vectors import read_vectors
 
 
 class CountingEncoder:

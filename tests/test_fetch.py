@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import fetch
-from benchmark.fetch import FetchError, fetch_source, sources_table, verify_all
+from benchmark.data import fetch
+from benchmark.data.fetch import FetchError, fetch_source, sources_table, verify_all
 
 GOOD = b"user\titem\n1\t2\n"
 PICKLE = b"\x80\x04not-really-a-pickle"

@@ -14,13 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from scipy.stats import rankdata
 
-from benchmark import paths
-from benchmark.scenarios import build_scenario, linked, linking
+from benchmark.config.params import LinkedScenario, ProtocolParams
+from benchmark.scenarios import build_scenario, linking
 
-PROTOCOL = {"k": 3, "seeds": [0], "valid_share": 0.1}
+PROTOCOL = ProtocolParams(k=3, seeds=[0], valid_share=0.1)
 SPEC = {"builder": "linked", "rho": 0.0, "podcast_share": 0.5, "positive_threshold": 7, "min_support": 1, "seed": 0, "min_book_positives": 3}
 
 
@@ -141,7 +140,7 @@ def built(tmp_path_factory):
     out = {}
     for rho in (0.0, 1.0):
         name = f"fx-linked-rho{int(rho)}"
-        out[rho] = build_scenario(name, {**SPEC, "rho": rho}, PROTOCOL, root / "prepared", root / "scen", root / "cards")
+        out[rho] = build_scenario(name, LinkedScenario(**{**SPEC, "rho": rho}), PROTOCOL, root / "prepared", root / "scen", root / "cards")
     out["root"] = root
     return out
 
@@ -217,28 +216,10 @@ def test_linking_agreement_fixture(built, dom):
 
 
 def test_linked_rebuild_is_byte_identical(built, tmp_path):
-    s = build_scenario("fx-linked-rho1", {**SPEC, "rho": 1.0}, PROTOCOL, built["root"] / "prepared", tmp_path / "scen", tmp_path / "cards")
+    s = build_scenario("fx-linked-rho1", LinkedScenario(**{**SPEC, "rho": 1.0}), PROTOCOL, built["root"] / "prepared", tmp_path / "scen", tmp_path / "cards")
 
     def digests(d: Path) -> dict:
         return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.rglob("*")) if p.is_file()}
 
     assert digests(Path(s["dir"])) == digests(Path(built[1.0]["dir"]))
     assert digests(Path(s["card_dir"])) == digests(Path(built[1.0]["card_dir"]))
-
-
-# ---------------------------------------------------------------- real prepared data
-
-
-def test_linking_agreement_real_prepared_data():
-    needed = ["lastfm-hetrec2k", "apple-podcast-reviews", "bookcrossing-subset"]
-    if not all((paths.PREPARED / s / "interactions.parquet").exists() for s in needed):
-        pytest.skip("prepared data absent: run the prepare stage")
-    spec = yaml.safe_load(paths.PARAMS.read_text())["scenarios"]["mpa-linked-rho0"]
-    h = linked.load_histories(spec, paths.PREPARED)
-    axes = linked.pools_and_axes(h, spec)
-    lk = {rho: linked.link(axes, rho, spec["podcast_share"], spec["seed"]) for rho in (0.0, 1.0)}
-    assert (lk[0.0]["domain"] == "music").sum() == len(axes["music"])
-    for dom in ("book", "podcast"):
-        x0, y0 = _axes(lk[0.0], dom)
-        x1, y1 = _axes(lk[1.0], dom)
-        assert_null_and_positive_control(x0, y0, x1, y1, f"real music-{dom}")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark.loaders import LOADERS, LoaderError, isbn, load_source
-from benchmark.loaders.audible import genres
-from benchmark.prepare import prepare_source
+from benchmark.data.loaders import LOADERS, LoaderError, isbn, load_source
+from benchmark.data.loaders.audible import genres
+from benchmark.data.prepare import prepare_source
 
 
 def write(root: Path, source: str, name: str, data: str | bytes) -> Path:
@@ -268,6 +268,6 @@ def test_apple_subs_needs_reviews_source(tmp_path):
 
 
 def test_every_source_in_table_has_a_loader():
-    from benchmark.fetch import sources_table
+    from benchmark.data.fetch import sources_table
 
     assert set(sources_table()["source"]) == set(LOADERS)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark.loaders import LoaderError
-from benchmark.loaders import public_full as pf
+from benchmark.data.loaders import LoaderError
+from benchmark.data.loaders import public_full as pf
 
 MB1 = "f59c5520-5f46-4d2c-b2c4-822eabf53419"
 MB2 = "a74b1b7f-71a5-4011-9441-d0b5e4122711"

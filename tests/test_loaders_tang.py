@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from benchmark.loaders import LoaderError, load_source
-from benchmark.loaders.tang import domain_categories, parse_catalog
+from benchmark.data.loaders import LoaderError, load_source
+from benchmark.data.loaders.tang import domain_categories, parse_catalog
 
 EPI_CATALOG = "1 Online Stores & Services\r\n4 Books\r\n5 Music\r\n20 Musical Instruments\r\n"
 CIAO_CATALOG = "1 DVDs\r\n2 Books\r\n4 Music\r\n10 Ciao Caf\xe9\r\n"

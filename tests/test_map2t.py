@@ -11,9 +11,9 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from benchmark.models import collopop, map2t  # noqa: F401  (registers the classes)
-from benchmark.models.map2t import MAP2T, popular_vector, split_rows, topk_mean
-from benchmark.models.map2t_towers import (
+from benchmark.experiment import registry
+from benchmark.models.map2t.model import MAP2T, popular_vector, split_rows, topk_mean
+from benchmark.models.map2t.towers import (
     ConcatFusion,
     GatedFusion,
     GatedMixturePath,
@@ -21,26 +21,22 @@ from benchmark.models.map2t_towers import (
     UserTower,
     regularised_loss,
 )
-from fixtures_fold import group_of, tiny_fold
+from conftest import planted_scenario
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 FAST = dict(max_epochs=12, lr=1e-2, batch_size=32)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a shared 2-core box, 2 OpenMP threads can be 10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+@pytest.fixture(scope="module")
+def scenario():
+    return planted_scenario(n_users=200)
 
 
 @pytest.fixture(scope="module")
-def planted():
-    view, truth = tiny_fold(seed=0, n_users=200)
+def planted(scenario):
+    view, truth = scenario.fold()
     rng = np.random.default_rng(3)  # known source embeddings, so imputation can be checked by hand
-    view.extras["source_emb"] = {d: rng.normal(size=(len(view.source_items[d]), 16)).astype(np.float32) for d in ("music", "podcast")}
+    view.source_emb = {d: rng.normal(size=(len(view.source_items[d]), 16)).astype(np.float32) for d in ("music", "podcast")}
     return view, truth
 
 
@@ -146,7 +142,7 @@ def test_split_rows_partitions_each_users_positives():
 
 def test_imputation_matches_the_popular_podcast_and_is_used_in_fit_and_score(planted):
     view, _ = planted
-    emb = view.extras["source_emb"]["podcast"]
+    emb = view.source_emb["podcast"]
     users_per_item = np.asarray((view.source["podcast"] > 0).sum(axis=0)).ravel()
     order = np.lexsort((np.arange(len(users_per_item)), -users_per_item))
     for how, n, expected in [("top1", 1, emb[order[0]]), ("centroid", 3, emb[order[:3]].mean(axis=0))]:
@@ -202,6 +198,13 @@ def test_fit_info_and_output_contract(planted):
     assert s.shape == (7, view.n_catalog) and s.dtype == np.float64 and np.isfinite(s).all()
 
 
+def test_scores_a_reversed_row_view(planted):
+    view, _ = planted
+    model = fit(view, max_epochs=1)
+    rows = view.test_users[::-1]
+    np.testing.assert_array_equal(model.score(rows), model.score(rows.copy()))
+
+
 def test_deterministic_for_a_seed(planted):
     view, _ = planted
     rows = view.test_users
@@ -211,21 +214,21 @@ def test_deterministic_for_a_seed(planted):
 
 
 @pytest.mark.parametrize("fusion", ["gated", "concat"])
-def test_beats_random_and_ranks_the_planted_item_high(planted, fusion):
+def test_beats_random_and_ranks_the_planted_item_high(planted, scenario, fusion):
     view, truth = planted
     model = fit(view, fusion=fusion, max_epochs=20)
     s = model.score(view.test_users)
     rng = np.random.default_rng(0)
     rand = np.mean([hit_at(rng.random(s.shape), truth.test) for _ in range(20)])
     assert hit_at(s, truth.test) > rand + 0.25
-    head = np.array([view.catalog.get_loc(f"book:b{g}_0") for g in group_of(view)[view.test_users]])
+    head = scenario.head_cols(view, view.test_users)
     rank = (s > s[np.arange(len(s)), head][:, None]).sum(axis=1)
     assert np.mean(rank < 3) > 0.6
 
 
-def test_different_histories_different_rankings(planted):
+def test_different_histories_different_rankings(planted, scenario):
     view, _ = planted
-    g = group_of(view)
+    g = scenario.group_of(view)
     a = view.test_users[g[view.test_users] == 0][0]
     b = view.test_users[g[view.test_users] == 2][0]
     s = fit(view).score(np.array([a, b]))
@@ -234,12 +237,12 @@ def test_different_histories_different_rankings(planted):
 
 def test_fallback_embeddings_and_item_text(planted):
     view, _ = planted
-    bare = dataclasses.replace(view, extras={})  # no pretrained vectors: SVD fallbacks
+    bare = dataclasses.replace(view, source_emb=None, source_emb_mask=None)  # no pretrained vectors: SVD fallbacks
     assert np.isfinite(fit(bare, max_epochs=2).score(view.test_users)).all()
-    texty = dataclasses.replace(view, extras=dict(view.extras, item_text_emb=np.random.default_rng(0).normal(size=(view.n_catalog, 384)).astype(np.float32)))
+    texty = dataclasses.replace(view, item_text_emb=np.random.default_rng(0).normal(size=(view.n_catalog, 384)).astype(np.float32))
     model = fit(texty, max_epochs=2)
     assert isinstance(model.item_tower.skip, torch.nn.Linear)
-    bad = dataclasses.replace(view, extras=dict(view.extras, item_text_emb=np.zeros((3, 384), np.float32)))
+    bad = dataclasses.replace(view, item_text_emb=np.zeros((3, 384), np.float32))
     with pytest.raises(ValueError, match="catalog"):
         fit(bad, max_epochs=1)
 
@@ -269,19 +272,19 @@ def test_absent_modality_is_a_clear_error(planted):
 
 
 def test_specs_load_and_are_consistent():
-    from benchmark.specs import load_spec
+    from benchmark.config.specs import load_spec
 
     keys = sorted(p.stem for p in MODELS_DIR.glob("*.yaml") if p.stem.startswith(("map2t", "collopop")))
     assert {"map2t-full", "map2t-imputed_p", "map2t-concat", "map2t-music", "map2t-music_podcast", "collopop-artist", "collopop-podcast"} <= set(keys)
     specs = {k: load_spec(k, MODELS_DIR) for k in keys}
     for s in specs.values():
-        fields = {f.name for f in dataclasses.fields(type(s.build().config))}
+        fields = {f.name for f in dataclasses.fields(type(registry.build(s).config))}
         assert set(s.search_space) <= fields, s.key
         if s.tune_from:
             assert s.tune_from in specs and not s.search_space, s.key
             assert set(specs[s.tune_from].applies_to) <= set(s.applies_to), s.key
-        if s.cls == "map2t":
-            mods = set(s.build().config.modalities) - {"book"}
+        if registry.model_class(s.cls) is MAP2T:
+            mods = set(registry.build(s).config.modalities) - {"book"}
             assert mods <= set(s.applies_to), s.key
     assert specs["map2t-music"].applies_to == ("music",) and specs["map2t-music"].search_space
     assert specs["map2t-music_podcast"].train_cohort == "m&p"

@@ -1,87 +1,36 @@
 """Tests of the multi-task transfer model (benchmark/models/mtl.py).
 
-The fixture is a hand-made scenario built by the real ``build_fold``: training users
-of taste group g play the group's signature artist ``a{g}_0`` (plus other artists of
-the group) and all read book ``x{g}``; a popular book ``P`` is read by most training
-users of every group. Cold users (valid/test roles) play only ``a{g}_0`` and one noise
-artist; their truth is ``x{g}``. Popularity alone would put ``P`` first for everyone.
+The fixture is the shared planted scenario (tests/conftest.py) with five taste groups and
+one globally popular book ``book:pop0`` read by 80% of all users: training users of group
+g read the group's head book ``book:b{g}_0`` (plus two more of the group), and cold
+(valid/test) users' truth holds it too. Popularity alone puts ``book:pop0`` first for
+everyone; music-only users (no book) are auxiliary data only.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
 
+from benchmark.experiment import registry
 from benchmark.models.base import make_config
 from benchmark.models.mtl import MTL, mask_split
-from benchmark.protocol import build_fold
-from benchmark.schema import cohort_of
+from conftest import head, planted_scenario, view_of
 
 N_GROUPS = 5
 SMALL = dict(dim=16, hidden=32, batch_size=32, max_epochs=25, patience=5)
 
 
-def planted_frames(seed: int = 0, per_group: int = 30, cold_per_group: int = 6) -> tuple[dict, dict]:
-    rng = np.random.default_rng(seed)
-    rows, users, roles, group = [], [], [], {}
-
-    def add(u, item, dom, v):
-        rows.append((u, f"{dom}:{item}", dom, float(v), pd.NA, True))
-
-    for g in range(N_GROUPS):
-        for j in range(per_group + cold_per_group):
-            cold = j >= per_group
-            u = f"{'c' if cold else 't'}{g}_{j:02d}"
-            group[u] = g
-            add(u, f"a{g}_0", "music", rng.integers(10, 50))
-            add(u, f"noise{rng.integers(15)}", "music", 1)
-            has_p = not cold and j % 2 == 0
-            if has_p:
-                add(u, f"p{g}", "podcast", 3)
-                add(u, f"pn{rng.integers(6)}", "podcast", 1)
-            if not cold:
-                for it in rng.choice(np.arange(1, 5), size=2, replace=False):
-                    add(u, f"a{g}_{it}", "music", rng.integers(5, 30))
-                add(u, f"x{g}", "book", 5)
-                if rng.random() < 0.8:
-                    add(u, "P", "book", 5)
-                if rng.random() < 0.4:
-                    add(u, f"r{rng.integers(20)}", "book", 4)
-            else:
-                add(u, f"x{g}", "book", 5)
-                roles.append((u, "test" if j < per_group + cold_per_group - 2 else "valid"))
-            users.append(dict(user=u, has_music=True, has_podcast=has_p, has_book=True,
-                              cohort=cohort_of(True, has_p), evaluable=cold))
-    for j in range(20):  # source-only users: auxiliary data, never in the target task
-        u = f"s{j:02d}"
-        add(u, f"a{j % N_GROUPS}_0", "music", 3)
-        add(u, f"a{j % N_GROUPS}_1", "music", 3)
-        users.append(dict(user=u, has_music=True, has_podcast=False, has_book=False, cohort=cohort_of(True, False), evaluable=False))
-    inter = pd.DataFrame(rows, columns=["user", "item", "domain", "value", "timestamp", "positive"])
-    inter = inter.drop_duplicates(["user", "item"]).reset_index(drop=True)
-    inter["value"] = inter["value"].astype("float32")
-    inter["timestamp"] = inter["timestamp"].astype("Int64")
-    folds = pd.DataFrame(roles, columns=["user", "role"])
-    folds.insert(0, "fold", 0)
-    folds.insert(0, "seed", 0)
-    items = pd.DataFrame({"item": np.sort(inter["item"].unique())})
-    items["domain"] = items["item"].str.split(":").str[0]
-    items["title"] = items["item"]
-    items["creator"] = ""
-    items["text"] = items["item"]
-    meta = {"name": "mtl-planted", "source_domains": ["music", "podcast"], "target_domain": "book",
-            "semi_synthetic": True, "params": {}, "notes": "test fixture"}
-    frames = {"interactions": inter, "users": pd.DataFrame(users), "folds": folds, "items": items, "meta": meta}
-    return frames, group
+def scenario():
+    return planted_scenario(n_users=180, n_groups=N_GROUPS, n_popular=1, popular_rate=0.8, n_music_only=20, name="mtl-planted")
 
 
 def planted_view():
-    f, group = planted_frames()
-    view, truth = build_fold(f["interactions"], f["users"], f["folds"], f["items"], f["meta"], 0, 0)
-    return view, truth, group
+    p = scenario()
+    view, truth = p.fold()
+    return view, truth, p
 
 
 def make(seed: int = 0, **kw) -> MTL:
@@ -90,8 +39,8 @@ def make(seed: int = 0, **kw) -> MTL:
 
 @pytest.fixture(scope="module")
 def fitted():
-    view, truth, group = planted_view()
-    return make().fit(view), view, group
+    view, _, p = planted_view()
+    return make().fit(view), view, p
 
 
 def test_shapes_finite_and_fit_info(fitted):
@@ -120,24 +69,23 @@ def test_deterministic_for_a_seed():
 
 
 def test_different_histories_different_rankings(fitted):
-    model, view, group = fitted
+    model, view, p = fitted
     rows = view.test_users
-    g = np.array([group[u] for u in view.users[rows]])
+    g = p.group_of(view)[rows]
     u0, u1 = rows[g == 0][0], rows[g == 1][0]
     s = model.score(np.array([u0, u1]))
     assert not np.array_equal(np.argsort(-s[0], kind="stable"), np.argsort(-s[1], kind="stable"))
 
 
 def test_planted_book_in_top3_for_cold_users(fitted):
-    model, view, group = fitted
+    model, view, p = fitted
     rows = view.test_users
     top3 = np.argsort(-model.score(rows), axis=1, kind="stable")[:, :3]
-    for r, top in zip(rows, top3):
-        want = view.catalog.get_loc(f"book:x{group[view.users[r]]}")
+    for r, top, want in zip(rows, top3, p.head_cols(view, rows)):
         assert want in top, f"user {view.users[r]}: top3 {list(view.catalog[top])}"
     # Popularity alone would miss: the popular book outranks every group book.
     pop = view.popularity()
-    assert pop[view.catalog.get_loc("book:P")] > max(pop[view.catalog.get_loc(f"book:x{g}")] for g in range(N_GROUPS))
+    assert pop[view.catalog.get_loc("book:pop0")] > max(pop[view.catalog.get_loc(head(g))] for g in range(N_GROUPS))
 
 
 def test_target_task_never_touches_cold_rows_aux_does(fitted):
@@ -187,11 +135,11 @@ def test_uses_given_source_embeddings():
     view, _, _ = planted_view()
     rng = np.random.default_rng(5)
     emb = {d: rng.normal(size=(len(view.source_items[d]), 8)).astype(np.float32) for d in view.source_domains}
-    view.extras["source_emb"] = emb
+    view.source_emb = emb
     model = make(train_source_emb=False, max_epochs=2).fit(view)
     for k, d in enumerate(view.source_domains):
         np.testing.assert_array_equal(model.net.bags[k].weight.detach().numpy(), emb[d])
-    view.extras["source_emb"] = {"music": emb["music"][:-1], "podcast": emb["podcast"]}
+    view.source_emb = {"music": emb["music"][:-1], "podcast": emb["podcast"]}
     with pytest.raises(ValueError, match="source_emb"):
         make(max_epochs=1).fit(view)
 
@@ -219,22 +167,22 @@ def test_mask_split_keeps_and_holds():
 
 
 def test_spec_file_builds_and_search_space_fits_config():
-    from benchmark import paths
-    from benchmark.specs import load_spec
+    from benchmark.config import paths
+    from benchmark.config.specs import load_spec
 
     spec = load_spec("mtl", paths.MODEL_CARDS)
-    assert spec.cls == "mtl" and spec.family == "transfer" and "2601.02306" in spec.card
+    assert registry.model_class(spec.cls) is MTL and spec.family == "transfer" and "2601.02306" in spec.card
     fields = {f.name for f in __import__("dataclasses").fields(MTL.Config)}
     assert set(spec.search_space) <= fields
-    model = spec.build({"lr": 0.002, "aux_weight": 0.3, "dim": np.int64(64)}, seed=1)
+    model = registry.build(spec, {"lr": 0.002, "aux_weight": 0.3, "dim": np.int64(64)}, seed=1)
     assert isinstance(model, MTL) and model.config.aux_weight == 0.3
 
 
 def test_single_source_domain_music_only():
-    f, group = planted_frames()
+    f = scenario().tables()
     inter = f["interactions"][f["interactions"]["domain"] != "podcast"]
     meta = {**f["meta"], "source_domains": ["music"]}
-    view, _ = build_fold(inter, f["users"], f["folds"], f["items"], meta, 0, 0)
+    view, _ = view_of(dict(f, interactions=inter, meta=meta))
     model = make(max_epochs=3).fit(view)
     assert set(model.fit_info["loss_weights"]) == {"target", "music"}
     assert np.isfinite(model.score(view.test_users)).all()

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.features import read_vectors
-from benchmark.pretrain import pretrain_scenario
+from benchmark.features.vectors import read_vectors
+from benchmark.features.pretrain import pretrain_scenario
 
 
 def inter_rows(pairs, domain, value=3.0):

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmark.protocol import build_fold, deal_folds
+from benchmark.scenarios.protocol import build_fold, deal_folds
+from conftest import tables_from_records
 
 
 @settings(max_examples=40, deadline=None)
@@ -47,37 +48,15 @@ def test_deal_rejects_bad_input():
 
 def _fixture():
     """Six evaluable users; book:only_test is rated (positively) by test users only."""
-    rows = []
-    for i in range(6):
-        u = f"u{i}"
-        rows.append((u, f"music:m{i % 2}", "music", 5.0, True))
-        rows.append((u, "book:b_common", "book", 5.0, True))
-        rows.append((u, f"book:b{i % 3}", "book", 4.0, True))
-    inter = pd.DataFrame(rows, columns=["user", "item", "domain", "value", "positive"])
-    inter["timestamp"] = pd.array([None] * len(inter), dtype="Int64")
-    users = pd.DataFrame({"user": [f"u{i}" for i in range(6)]})
-    users["has_music"] = True
-    users["has_podcast"] = False
-    users["has_book"] = True
-    users["cohort"] = "m-only"
-    users["evaluable"] = True
-    folds = pd.DataFrame({
-        "seed": 0, "fold": 0,
-        "user": [f"u{i}" for i in range(6)],
-        "role": ["train", "train", "train", "valid", "test", "test"],
-    })
+    users = [f"u{i}" for i in range(6)]
+    music = [(u, f"m{i % 2}", 5.0) for i, u in enumerate(users)]
+    books = [r for i, u in enumerate(users) for r in ((u, "b_common", 5.0), (u, f"b{i % 3}", 4.0))]
     # A target item that only the test users u4, u5 rated, and an item only below support.
-    extra = pd.DataFrame({
-        "user": ["u4", "u5", "u0"], "item": ["book:only_test", "book:only_test", "book:rare"],
-        "domain": "book", "value": 5.0, "positive": True,
-    })
-    extra["timestamp"] = pd.array([None] * 3, dtype="Int64")
-    inter = pd.concat([inter, extra], ignore_index=True)
-    items = pd.DataFrame({"item": sorted(inter.item.unique())})
-    for c in ("domain", "title", "creator", "text"):
-        items[c] = ""
-    meta = {"name": "fx", "source_domains": ["music"], "target_domain": "book"}
-    return inter, users, folds, items, meta
+    books += [("u4", "only_test", 5.0), ("u5", "only_test", 5.0), ("u0", "rare", 5.0)]
+    roles = dict(zip(users, ["train", "train", "train", "valid", "test", "test"]))
+    t = tables_from_records({"music": music}, books, roles=roles, name="fx")
+    assert (t["users"]["cohort"] == "m-only").all() and t["users"]["evaluable"].all()
+    return t["interactions"], t["users"], t["folds"], t["items"], t["meta"]
 
 
 def test_catalog_and_popularity_come_from_training_users_only():
@@ -116,7 +95,7 @@ def test_test_user_without_catalog_positive_is_dropped_and_counted():
 def test_item_embeddings_zero_for_items_without_interactions():
     import scipy.sparse as sp
 
-    from benchmark.factorize import item_embeddings
+    from benchmark.features.factorize import item_embeddings
 
     m = sp.random(60, 30, density=0.2, random_state=1, format="csc")
     m = m.tolil()
@@ -124,3 +103,28 @@ def test_item_embeddings_zero_for_items_without_interactions():
     e = item_embeddings(m.tocsr(), 8, seed=0)
     assert np.all(e[7] == 0)
     assert np.allclose(np.linalg.norm(e[np.asarray(m.tocsr().getnnz(axis=0)) > 0], axis=1), 1.0, atol=1e-5)
+
+
+def test_restrict_training_keeps_the_cohort_and_every_source_row(planted_fold):
+    from benchmark.scenarios.protocol import restrict_training
+
+    view, _ = planted_fold
+    assert restrict_training(view, None) is view
+    mp = restrict_training(view, "m&p")
+    assert set(mp.train_users) == set(view.train_users[view.cohort[view.train_users] == "m&p"])
+    assert 0 < len(mp.train_users) < len(view.train_users)
+    dropped = np.setdiff1d(view.train_users, mp.train_users)
+    assert mp.target_train[dropped].nnz == 0 and view.target_train[dropped].nnz > 0
+    assert (mp.target_train[mp.train_users] != view.target_train[mp.train_users]).nnz == 0
+    for d in view.source_domains:  # inputs stay: the other users' histories are not training targets
+        assert (mp.source[d] != view.source[d]).nnz == 0
+    np.testing.assert_array_equal(mp.valid_users, view.valid_users)
+    np.testing.assert_array_equal(mp.test_users, view.test_users)
+
+
+def test_source_lengths_count_items_over_every_source_domain(planted_fold):
+    view, _ = planted_fold
+    rows = np.concatenate([view.test_users[:5], view.train_users[:5]])
+    expected = [sum(view.source[d][r].nnz for d in view.source_domains) for r in rows]
+    np.testing.assert_array_equal(view.source_lengths(rows), expected)
+    assert view.source_lengths(np.array([], dtype=int)).shape == (0,)

@@ -1,4 +1,4 @@
-"""RecBole models on the merged source+target graph (benchmark.models.recbole_adapter).
+"""RecBole models on the merged source+target graph (benchmark.models.recbole.adapter).
 
 Tiny data and 2-10 epochs: these check plumbing (graph contents, id mapping,
 cold users' scores coming from their source history, no side effects), not
@@ -7,23 +7,23 @@ model quality.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-sys.path.insert(0, str(Path(__file__).parent))
-from tiny_view import planted_records, planted_view, tables_from_records, view_of  # noqa: E402
+from benchmark.experiment import registry
+from benchmark.models.base import make_config
+from benchmark.models.recbole.adapter import RecBoleConfig, RecBoleModel
+from benchmark.models.recbole.data import merged_graph
+from conftest import planted_scenario
 
-from benchmark.models.base import make_config  # noqa: E402
-from benchmark.models.recbole_adapter import RecBoleConfig, RecBoleModel  # noqa: E402
-from benchmark.models.recbole_data import merged_graph  # noqa: E402
-
-# Few epochs, a high learning rate: the tiny planted graph has 44 users.
+# Few epochs, a high learning rate: the tiny planted graph has about 60 users.
 FAST = {
     "BPR": dict(epochs=10, learning_rate=0.02),
     "LightGCN": dict(epochs=10, learning_rate=0.02),
@@ -34,9 +34,14 @@ FAST = {
 
 
 @pytest.fixture(scope="module")
-def planted():
-    view, truth, group = planted_view()
-    return view, truth, group
+def scenario():
+    return planted_scenario(n_users=60)
+
+
+@pytest.fixture(scope="module")
+def planted(scenario):
+    view, truth = scenario.fold()
+    return view, truth, scenario
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +54,10 @@ def _cold(view):
     return np.concatenate([view.valid_users, view.test_users])
 
 
-def _rank_of_own_book(view, group, scores, rows):
-    """0-based rank of each cold user's group book among the catalog."""
-    out = []
-    for r, s in zip(rows, scores):
-        j = view.catalog.get_loc(f"book:b{group[view.users[r]]}")
-        out.append(int(np.sum(s > s[j])))
-    return np.array(out)
+def _rank_of_own_book(view, scenario, scores, rows):
+    """0-based rank of each cold user's group head book among the catalog."""
+    own = scenario.head_cols(view, rows)
+    return np.array([int(np.sum(s > s[j])) for s, j in zip(scores, own)])
 
 
 def test_merged_graph_holds_source_of_everyone_and_target_of_training_users_only(planted):
@@ -74,12 +76,11 @@ def test_merged_graph_holds_source_of_everyone_and_target_of_training_users_only
     assert len(set(g.item_tokens)) == len(g.item_tokens)
 
 
-def test_source_filters_use_training_users_only():
-    source, target, evaluable, _ = planted_records()
-    lone = evaluable[0]
-    source["music"].append((lone, "only_cold_users_have_this", 3.0))
-    source["music"].append((evaluable[1], "only_cold_users_have_this", 3.0))
-    view, _ = view_of(tables_from_records(source, target, evaluable=evaluable, k=2, valid_share=0.3))
+def test_source_filters_use_training_users_only(scenario, planted):
+    cold = planted[0].users[_cold(planted[0])[:2]]
+    source = copy.deepcopy(scenario.source)
+    source["music"] += [(u, "only_cold_users_have_this", 3.0) for u in cold]
+    view, _ = dataclasses.replace(scenario, source=source).fold()
     col = view.source_items["music"].get_loc("music:only_cold_users_have_this")
     assert view.source["music"][:, col].nnz == 2
     g = merged_graph(view)
@@ -114,15 +115,15 @@ def test_fit_score_shape_finite_and_deterministic(planted, fitted, name):
     assert np.isfinite(s1).all()
     s2 = RecBoleModel(RecBoleConfig(model=name, **FAST[name]), seed=0).fit(view).score(rows)
     np.testing.assert_array_equal(s1, s2)
-    assert fitted[name].info["fallback_users"] == 0
+    assert fitted[name].fit_info["fallback_users"] == 0
 
 
 @pytest.mark.parametrize("name,top", [("EASE", 2), ("ItemKNN", 2), ("BPR", None), ("LightGCN", None), ("MultiVAE", None)])
 def test_planted_book_ranks_high_for_cold_users(planted, fitted, name, top):
-    """Cold user of group g: their music co-occurs (in training users) with book g only."""
-    view, _, group = planted
+    """Cold user of group g: their music co-occurs (in training users) with group g's books."""
+    view, _, scenario = planted
     rows = _cold(view)
-    ranks = _rank_of_own_book(view, group, fitted[name].score(rows), rows)
+    ranks = _rank_of_own_book(view, scenario, fitted[name].score(rows), rows)
     if top is not None:
         assert (ranks < top).all(), ranks
     else:
@@ -132,40 +133,37 @@ def test_planted_book_ranks_high_for_cold_users(planted, fitted, name, top):
 
 @pytest.mark.parametrize("name", list(FAST))
 def test_cold_ranking_depends_on_source_history(planted, fitted, name):
-    view, _, group = planted
+    view, _, scenario = planted
     rows = _cold(view)
-    groups = np.array([group[view.users[r]] for r in rows])
+    groups = scenario.group_of(view)[rows]
     a, b = rows[np.flatnonzero(groups != groups[0])[0]], rows[0]
     s = fitted[name].score(np.array([a, b]))
     assert not np.array_equal(np.argsort(-s[0], kind="stable"), np.argsort(-s[1], kind="stable"))
 
 
-def test_held_out_target_data_is_not_used():
+def test_held_out_target_data_is_not_used(scenario):
     """Changing what valid/test users read (inside the catalog) changes no score."""
-    source, target, evaluable, _ = planted_records()
-    view, _ = view_of(tables_from_records(source, target, evaluable=evaluable, k=2, valid_share=0.3))
+    view, _ = scenario.fold()
     cold = {view.users[r] for r in _cold(view)}
     assert all(view.target_train[r].nnz == 0 for r in _cold(view))
-    swapped = [(u, "b0" if u in cold else i, v) for u, i, v in target]
-    view2, _ = view_of(tables_from_records(source, swapped, evaluable=evaluable, k=2, valid_share=0.3))
-    assert list(view2.catalog) == list(view.catalog)
+    swapped = [(r[0], "b0_0" if r[0] in cold else r[1], *r[2:]) for r in scenario.target]
+    view2, _ = dataclasses.replace(scenario, target=swapped).fold()
+    assert list(view2.catalog) == list(view.catalog) and list(view2.test_users) == list(view.test_users)
     rows = _cold(view)
     cfg = RecBoleConfig(model="EASE", **FAST["EASE"])
     np.testing.assert_array_equal(RecBoleModel(cfg).fit(view).score(rows), RecBoleModel(cfg).fit(view2).score(rows))
 
 
-def test_user_without_kept_source_item_gets_popularity():
-    source, target, evaluable, _ = planted_records()
+def test_user_without_kept_source_item_gets_popularity(scenario):
     stranger = "cold_stranger"
+    source = copy.deepcopy(scenario.source)
     source["music"].append((stranger, "nobody_else", 1.0))
-    target.append((stranger, "b0", 5.0))
-    evaluable = sorted(evaluable + [stranger])
-    tables = tables_from_records(source, target, evaluable=evaluable, k=2, valid_share=0.3)
-    # k=2: the stranger is the test fold's user in exactly one of the two folds.
-    view = next(v for v, _ in (view_of(tables, fold=f) for f in (0, 1)) if v.users.get_loc(stranger) in set(v.test_users))
+    with_stranger = dataclasses.replace(scenario, source=source, target=scenario.target + [(stranger, "b0_0", 5.0)])
+    # The stranger is evaluable (music + a book), so a test user in exactly one fold.
+    view = next(v for v, _ in (with_stranger.fold(f) for f in range(scenario.k)) if v.users.get_loc(stranger) in set(v.test_users))
     r = view.users.get_loc(stranger)
     model = RecBoleModel(RecBoleConfig(model="ItemKNN", k=10)).fit(view)
-    assert model.info["fallback_users"] == 1
+    assert model.fit_info["fallback_users"] == 1
     s = model.score(np.array([r]))[0]
     assert list(np.argsort(-s, kind="stable")) == list(np.argsort(-view.popularity(), kind="stable"))
 
@@ -199,11 +197,10 @@ def test_bad_configs_fail_clearly(planted):
 def test_model_cards_load_and_search_spaces_name_config_fields(key):
     import dataclasses
 
-    import benchmark.models.userknn  # noqa: F401  (registers the class)
-    from benchmark.specs import load_spec
+    from benchmark.config.specs import load_spec
 
     spec = load_spec(key)
-    model = spec.build()
+    model = registry.build(spec)
     fields = {f.name for f in dataclasses.fields(type(model.config))}
     assert set(spec.search_space) <= fields
     assert spec.card.strip() and spec.description

@@ -19,13 +19,14 @@ from benchmark.evaluation.records import (
     topk_frame,
     write_run,
 )
-from benchmark.paths import run_dir
+from benchmark.config.paths import run_dir
 
 
 def make_run(model="popularity", seed=0, fold=1, scenario="toy", n=3, config=None):
     config = {"alpha": 0.5, "layers": [64, 32]} if config is None else config
     record = {
-        "model": model, "class": model, "family": "baseline", "external": False, "description": "toy",
+        "model": model, "class": model, "display_name": model.title(), "family": "baseline", "external": False,
+        "setting": "ci", "description": "toy",
         "config": config, "config_hash": config_hash(config), "scenario": scenario, "scenario_hash": "abc",
         "semi_synthetic": False, "seed": seed, "fold": fold, "n_folds": 5, "seeds_setting": [0],
         "min_support": 1, "catalog_size": 4, "n_test_users": n, "n_dropped_test": 1, "n_valid_users": 2,
@@ -86,7 +87,7 @@ def test_inconsistent_records_are_rejected(tmp_path):
     stray = pd.concat([topk, pd.DataFrame({"user": ["ghost"], "rank": [1], "item": ["book:a"]})])
     with pytest.raises(ValueError, match="absent"):
         write_run(tmp_path / "r", record, per_user, stray)
-    with pytest.raises(TypeError, match="cannot go in a run record"):
+    with pytest.raises(TypeError, match="has no JSON form"):
         write_run(tmp_path / "r", {**record, "tuning": {"obj": object()}}, per_user, topk)
 
 

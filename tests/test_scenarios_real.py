@@ -10,8 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from benchmark.config import paths
+from benchmark.config.params import ParamsError, ProtocolParams, RealScenario, load_params, parse_params
 from benchmark.scenarios import build_scenario
-from benchmark.schema import SCENARIO_FILES
+from benchmark.scenarios.real import build_real
+from benchmark.scenarios.schema import SCENARIO_FILES
 
 PROTOCOL = {"k": 3, "seeds": [0, 1], "valid_share": 0.2}
 
@@ -58,7 +61,7 @@ def build(tmp: Path, name: str, spec: dict, sub: str = "a", rows: list[tuple] | 
     prepared = tmp / "prepared"
     if not (prepared / spec["source"]).exists():
         _write_source(prepared, spec["source"], rows or fixture_rows(), ITEMS)
-    return build_scenario(name, spec, PROTOCOL, prepared, tmp / sub / "scenarios", tmp / sub / "cards")
+    return build_scenario(name, RealScenario(**spec), ProtocolParams(**PROTOCOL), prepared, tmp / sub / "scenarios", tmp / sub / "cards")
 
 
 SPEC = {"builder": "real", "source": "fx-real", "positive_threshold": 4, "min_support": 1}
@@ -182,9 +185,18 @@ def test_rebuild_is_byte_identical(tmp_path):
 
 
 def test_bad_inputs_give_clear_errors(tmp_path):
-    with pytest.raises(ValueError, match="unknown builder"):
-        build_scenario("x", {"builder": "nope"}, PROTOCOL, tmp_path, tmp_path / "o", tmp_path / "c")
+    # An unknown builder is refused by the params schema, before any builder runs.
+    base = load_params(paths.PARAMS).model_dump()
+    with pytest.raises(ParamsError, match=r"^params\.yaml: scenarios\.x: .*expected tags: 'real', 'linked'"):
+        parse_params({**base, "scenarios": {"x": {"builder": "nope"}}})
     with pytest.raises(FileNotFoundError, match="prepare"):
-        build_scenario("x", SPEC, PROTOCOL, tmp_path / "empty", tmp_path / "o", tmp_path / "c")
-    with pytest.raises(ValueError, match="positive_threshold"):
-        build_scenario("x", {"builder": "real", "source": "fx-real"}, PROTOCOL, tmp_path, tmp_path / "o", tmp_path / "c")
+        build_scenario("x", RealScenario(**SPEC), ProtocolParams(**PROTOCOL), tmp_path / "empty", tmp_path / "o", tmp_path / "c")
+    # The dict entry point of the builder validates through the same schema: one line naming the key.
+    with pytest.raises(ParamsError, match=r"^scenarios\.x: positive_threshold: Field required$"):
+        build_real("x", {"source": "fx-real"}, tmp_path)
+    with pytest.raises(ParamsError, match=r"^scenarios\.x: timecut: unknown key$"):
+        build_real("x", {**SPEC, "timecut": True}, tmp_path)
+    # The defaults are filled in: the built recipe names every key.
+    s = build(tmp_path, "fx-m2b", SPEC)
+    meta = json.loads((Path(s["dir"]) / "meta.json").read_text())
+    assert {k: meta["params"][k] for k in ("music_domain", "time_cut", "min_support")} == {"music_domain": "music", "time_cut": False, "min_support": 1}

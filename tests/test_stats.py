@@ -137,10 +137,18 @@ def test_holm_matches_definition(ps, alpha):
     np.testing.assert_array_equal(adj <= alpha, holm_rejections(p, alpha))
 
 
-def test_holm_matches_statsmodels_if_installed():
-    multitest = pytest.importorskip("statsmodels.stats.multitest")
-    p = np.random.default_rng(0).random(15) ** 3
-    np.testing.assert_allclose(holm(p), multitest.multipletests(p, method="holm")[1])
+def test_holm_worked_example():
+    # Six p-values, given out of order. Sorted, each is multiplied by (m - rank + 1), then a
+    # running maximum keeps the adjusted values monotone and 1 caps them:
+    #   0.001 x 6 = 0.006 | 0.008 x 5 = 0.040 | 0.039 x 4 = 0.156 | 0.041 x 3 = 0.123 -> 0.156
+    #   0.042 x 2 = 0.084 -> 0.156 | 0.60 x 1 = 0.60
+    p = [0.041, 0.60, 0.001, 0.042, 0.008, 0.039]
+    adj = holm(p)
+    np.testing.assert_allclose(adj, [0.156, 0.60, 0.006, 0.156, 0.040, 0.156], rtol=1e-12)
+    np.testing.assert_array_equal(adj <= 0.05, [False, False, True, False, True, False])  # two rejections
+    # A tie shares one adjusted value; products above 1 are capped.
+    np.testing.assert_allclose(holm([0.02, 0.5, 0.02]), [0.06, 0.5, 0.06], rtol=1e-12)
+    np.testing.assert_allclose(holm([0.6, 0.7]), [1.0, 1.0])
 
 
 # --- relative improvement -------------------------------------------------------------

@@ -4,7 +4,7 @@ and an accepted submission scored from its lists exactly like the benchmark's ow
 from __future__ import annotations
 
 import hashlib
-import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,33 +12,33 @@ import pandas as pd
 import pytest
 import yaml
 
-from benchmark import submit as sub
+from benchmark.config import paths
 from benchmark.evaluation.evaluate import evaluate_model
 from benchmark.evaluation.records import collect_runs
 from benchmark.models.popularity import Popularity
-from benchmark.protocol import load_fold
-from benchmark.schema import scenario_hash
-from fixtures_fold import tiny_frames
+from benchmark.scenarios.protocol import load_fold
+from benchmark.scenarios.schema import scenario_hash
+from benchmark.submission import score as sub
+from benchmark.submission import validate as checks
+from conftest import make_params, planted_scenario, write_scenario
+
+sys.path.insert(0, str(paths.ROOT / "scripts"))
+from make_example_submission import make_predictions  # noqa: E402
 
 KS = [3, 5, 10, 20]
-PARAMS = {"protocol": {"ks": KS}, "scenarios": {"tiny-planted": {"min_support": 1}}}
+PARAMS = make_params({"tiny-planted": {"builder": "real", "min_support": 1}}, ks=KS)
 
 
 @pytest.fixture(scope="module")
 def scenario_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("scenarios")
-    frames = tiny_frames(seed=0, n_users=60, n_groups=6)
-    folder = root / frames["meta"]["name"]
-    folder.mkdir()
-    for name in ("interactions", "items", "users", "folds"):
-        frames[name].to_parquet(folder / f"{name}.parquet", index=False)
-    (folder / "meta.json").write_text(json.dumps(frames["meta"], sort_keys=True))
+    write_scenario(planted_scenario(seed=0, n_users=60, n_groups=6).tables(), root)
     return root
 
 
 @pytest.fixture(scope="module")
 def good_predictions(scenario_root) -> pd.DataFrame:
-    return sub.make_predictions(scenario_root / "tiny-planted", seeds=[0], min_support=1, n_items=20)
+    return make_predictions(scenario_root / "tiny-planted", seeds=[0], min_support=1, n_items=20)
 
 
 def make_submission(folder: Path, scenario_root: Path, preds: pd.DataFrame, fmt: str = "csv", **meta_over) -> Path:
@@ -164,7 +164,7 @@ def test_schema_columns_and_types(tmp_path, scenario_root, good_predictions):
 
 
 def test_too_large(tmp_path, scenario_root, good_predictions, monkeypatch):
-    monkeypatch.setattr(sub, "MAX_BYTES", 1000)
+    monkeypatch.setattr(checks, "MAX_BYTES", 1000)
     one(rejected(tmp_path, scenario_root, make_submission(tmp_path / "s", scenario_root, good_predictions)), "exceeds")
 
 
@@ -235,3 +235,17 @@ def test_all_problems_reported_together(tmp_path, scenario_root, good_prediction
     problems = rejected(tmp_path, scenario_root, folder)
     for words in (("authors",), ("scenario_hash",), ("target catalog",), ("fewer than 20",)):
         one(problems, *words)
+
+
+def test_accepted_records_carry_the_run_record_keys(tmp_path, scenario_root, good_predictions):
+    from benchmark.evaluation.records import REQUIRED_KEYS
+
+    from benchmark.evaluation.records import read_record
+
+    res = sub.submit(make_submission(tmp_path / "subm", scenario_root, good_predictions), scenario_root,
+                     tmp_path / "runs", PARAMS)
+    for folder in res["runs"]:
+        rec = read_record(Path(folder))
+        missing = sorted((set(REQUIRED_KEYS) | {"display_name", "setting"}) - set(rec))
+        assert not missing, f"{folder}: external run record lacks {missing}"
+        assert rec["setting"] == PARAMS.setting and rec["config_hash"]

@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.specs import load_spec
-from benchmark.tuning import Budget, draw_configs, tune_models, validation_score
-from fixtures_fold import fold_from_frames, tiny_frames
+from benchmark.config.specs import load_spec
+from benchmark.experiment.tuning import Budget, draw_configs, tune_models, validation_score
+from conftest import planted_scenario
 
 
 def test_draws_are_seeded_per_model_and_inside_the_space():
@@ -27,8 +27,8 @@ def test_draws_are_seeded_per_model_and_inside_the_space():
 
 @pytest.fixture(scope="module")
 def folds():
-    frames = tiny_frames(seed=0, n_users=160, planted=True)
-    return {(0, f): fold_from_frames(frames, seed=0, fold=f) for f in (0, 1)}
+    p = planted_scenario(seed=0, n_users=160)
+    return {(0, f): p.fold(f) for f in (0, 1)}
 
 
 def test_sweep_gives_every_model_the_same_budget_and_picks_the_best(folds):

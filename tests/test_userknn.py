@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import dataclasses
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
-sys.path.insert(0, str(Path(__file__).parent))
-from tiny_view import planted_records, planted_view, tables_from_records, view_of  # noqa: E402
-
-from benchmark.models.userknn import TIE_BREAK, UserKNN, UserKNNConfig, top_k_dense  # noqa: E402
+from benchmark.models.userknn import TIE_BREAK, UserKNN, UserKNNConfig, top_k_dense
+from conftest import tables_from_records, view_of
 
 
 def _random_view(seed: int):
@@ -72,24 +70,24 @@ def test_top_k_dense_keeps_k_largest_positive_with_ties_by_column():
     np.testing.assert_array_equal(top_k_dense(sim, 10)[0], [0.5, 0.9, 0.5, 0.5, 0, 0])
 
 
-def test_planted_book_in_top_two_and_rankings_depend_on_history():
-    view, _, group = planted_view()
+def test_planted_book_in_top_two_and_rankings_depend_on_history(planted_fold, planted_small):
+    (view, _), p = planted_fold, planted_small
     rows = np.concatenate([view.valid_users, view.test_users])
     s = UserKNN(UserKNNConfig(k=5, pop_weight=0.2)).fit(view).score(rows)
     assert s.shape == (len(rows), view.n_catalog) and np.isfinite(s).all()
-    for r, row in zip(rows, s):
-        own = view.catalog.get_loc(f"book:b{group[view.users[r]]}")
+    for row, own in zip(s, p.head_cols(view, rows)):
         assert np.sum(row > row[own]) < 2
-    groups = np.array([group[view.users[r]] for r in rows])
+    groups = p.group_of(view)[rows]
     other = np.flatnonzero(groups != groups[0])[0]
     assert not np.array_equal(np.argsort(-s[0]), np.argsort(-s[other]))
 
 
-def test_no_source_history_or_full_pop_weight_gives_popularity():
-    source, target, evaluable, _ = planted_records()
-    target.append(("cold_silent", "b1", 5.0))  # a user with no source history at all
-    tables = tables_from_records(source, target, evaluable=sorted(evaluable + ["cold_silent"]), k=2, valid_share=0.3)
-    view, _ = view_of(tables)
+def test_no_source_history_or_full_pop_weight_gives_popularity(planted_small):
+    tables = planted_small.tables()
+    evaluable = sorted(tables["users"].loc[tables["users"]["evaluable"], "user"]) + ["cold_silent"]
+    silent = dataclasses.replace(planted_small, target=planted_small.target + [("cold_silent", "b1_0", 9)],
+                                 evaluable=evaluable)  # a cold user with no source history at all
+    view = next(v for v, _ in (silent.fold(f) for f in range(silent.k)) if v.users.get_loc("cold_silent") in v.test_users)
     pop_order = np.argsort(-view.popularity(), kind="stable")
     r = view.users.get_loc("cold_silent")
     s = UserKNN(UserKNNConfig(k=5, pop_weight=0.3)).fit(view).score(np.array([r]))[0]
@@ -99,35 +97,38 @@ def test_no_source_history_or_full_pop_weight_gives_popularity():
     assert all(list(np.argsort(-x, kind="stable")) == list(pop_order) for x in s1)
 
 
-def test_held_out_target_data_not_used_and_batching_invariant():
-    source, target, evaluable, _ = planted_records()
-    tables = tables_from_records(source, target, evaluable=evaluable, k=2, valid_share=0.3)
-    view, _ = view_of(tables)
+def test_held_out_target_data_not_used_and_batching_invariant(planted_small):
+    view, _ = planted_small.fold()
     cold_rows = np.concatenate([view.valid_users, view.test_users])
     assert view.target_train[cold_rows].nnz == 0
     cold = set(view.users[cold_rows])
-    swapped = [(u, "b0" if u in cold else i, v) for u, i, v in target]
-    view2, _ = view_of(tables_from_records(source, swapped, evaluable=evaluable, k=2, valid_share=0.3))
+    swapped = [(r[0], "b0_0" if r[0] in cold else r[1], *r[2:]) for r in planted_small.target]
+    view2, _ = dataclasses.replace(planted_small, target=swapped).fold()
+    assert list(view2.catalog) == list(view.catalog) and list(view2.test_users) == list(view.test_users)
     a = UserKNN(UserKNNConfig(k=4, batch_size=1)).fit(view).score(cold_rows)
     b = UserKNN(UserKNNConfig(k=4, batch_size=1000)).fit(view2).score(cold_rows)
     np.testing.assert_array_equal(a, b)
 
 
-def test_source_domains_option_restricts_the_history():
-    view, _, _ = planted_view()
+def test_source_domains_option_restricts_the_history(planted_fold):
+    view, _ = planted_fold
     rows = np.concatenate([view.valid_users, view.test_users])
     both = UserKNN(UserKNNConfig(k=5)).fit(view).score(rows)
     pod = UserKNN(UserKNNConfig(k=5, source_domains=["podcast"])).fit(view).score(rows)
     assert not np.allclose(both, pod)
-    # Podcast-only: users of one group have identical podcast histories, hence identical scores.
-    _, _, group = planted_view()
-    gs = np.array([group[view.users[r]] for r in rows])
-    same = np.flatnonzero(gs == gs[0])
-    np.testing.assert_allclose(pod[same], np.repeat(pod[same[:1]], len(same), axis=0))
+    # Podcast-only scores do not depend on the music history at all: erase it, same scores
+    # (while the scores over both domains do change).
+    silent = dataclasses.replace(view, source={**view.source, "music": sp.csr_matrix(view.source["music"].shape, dtype=np.float32)})
+    np.testing.assert_array_equal(UserKNN(UserKNNConfig(k=5, source_domains=["podcast"])).fit(silent).score(rows), pod)
+    assert not np.allclose(UserKNN(UserKNNConfig(k=5)).fit(silent).score(rows), both)
+    # Users without a podcast history have identical podcast-only scores (popularity).
+    no_p = np.flatnonzero(view.source["podcast"][rows].getnnz(axis=1) == 0)
+    assert len(no_p) >= 2
+    np.testing.assert_allclose(pod[no_p], np.repeat(pod[no_p[:1]], len(no_p), axis=0))
 
 
 @pytest.mark.parametrize("cfg,msg", [(dict(k=0), "k must be"), (dict(pop_weight=1.5), "pop_weight"), (dict(tf="sqrt"), "tf must be"), (dict(source_domains=["video"]), "not in scenario")])
-def test_bad_config_fails_clearly(cfg, msg):
-    view, _, _ = planted_view()
+def test_bad_config_fails_clearly(cfg, msg, planted_fold):
+    view, _ = planted_fold
     with pytest.raises(ValueError, match=msg):
         UserKNN(UserKNNConfig(**cfg)).fit(view).score(view.test_users)

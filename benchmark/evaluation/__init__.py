@@ -4,10 +4,10 @@ turns a fitted model into per-user metric values, statistics over users, and run
 Models never import this package (STYLE item 5); the runner and the report do.
 """
 
-from .evaluate import evaluate_model, evaluate_topk
-from .metrics import breakdown_metrics, head_tail_masks, metric_columns, ranking_metrics, topk_indices
-from .records import collect_runs, config_hash, provenance, read_record, topk_frame, write_run
-from .stats import aggregate, bootstrap_ci, holm, paired_test, relative_improvement
+from benchmark.evaluation.evaluate import evaluate_model, evaluate_topk
+from benchmark.evaluation.metrics import breakdown_metrics, head_tail_masks, metric_columns, ranking_metrics, topk_indices
+from benchmark.evaluation.records import collect_runs, config_hash, provenance, read_record, topk_frame, write_run
+from benchmark.evaluation.stats import aggregate, bootstrap_ci, holm, paired_test, relative_improvement
 
 __all__ = [
     "aggregate",

@@ -1,8 +1,8 @@
 """The evaluator: a function over model outputs and held-out truth.
 
 STYLE item 5: models never hold an evaluator and never see the truth. The runner
-fits a model on a :class:`~benchmark.protocol.TrainView`, then hands the fitted
-model, the evaluated user rows and :class:`~benchmark.protocol.Truth` to
+fits a model on a :class:`~benchmark.scenarios.protocol.TrainView`, then hands the fitted
+model, the evaluated user rows and :class:`~benchmark.scenarios.protocol.Truth` to
 :func:`evaluate_model`. Leaderboard submissions, which arrive as ranked lists,
 go through :func:`evaluate_topk`, so both paths share every metric line.
 
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .metrics import _binary_truth, _check_ks, breakdown_metrics, head_tail_masks, ranking_metrics, topk_indices
+from benchmark.evaluation.metrics import binary_truth, check_ks, breakdown_metrics, head_tail_masks, ranking_metrics, topk_indices
 
 HEAD_SHARE = 0.2
 
@@ -59,9 +59,9 @@ def evaluate_topk(topk_idx: np.ndarray, truth: sp.csr_matrix, ks: list[int], pop
     fold's training data). One row per truth row, same order. ``-1`` in ``topk_idx``
     means an empty rank (a short list); it counts as a miss.
     """
-    ks = _check_ks(ks)
+    ks = check_ks(ks)
     topk_idx = np.asarray(topk_idx)
-    t = _binary_truth(truth, len(topk_idx))
+    t = binary_truth(truth, len(topk_idx))
     pop = np.asarray(popularity).ravel()
     if len(pop) != t.shape[1]:
         raise ValueError(f"popularity has {len(pop)} entries but the catalog has {t.shape[1]} items")
@@ -91,13 +91,13 @@ def evaluate_model(
     ``frame.attrs["eval_time_s"]`` (the whole call), so the run record can carry them.
     """
     t0 = time.perf_counter()
-    ks = _check_ks(ks)
+    ks = check_ks(ks)
     user_rows = np.asarray(user_rows)
     if user_rows.ndim != 1 or (user_rows.size and not np.issubdtype(user_rows.dtype, np.integer)):
         raise ValueError(f"user_rows must be a 1-D integer array of row indices, got {user_rows.dtype} {user_rows.shape}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    t = _binary_truth(truth, len(user_rows))
+    t = binary_truth(truth, len(user_rows))
     n_catalog = t.shape[1]
     kmax = max(ks)
     width = min(kmax, n_catalog)

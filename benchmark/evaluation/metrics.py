@@ -46,7 +46,7 @@ def metric_columns(ks: list[int], names: tuple[str, ...] = METRIC_NAMES) -> list
     return [f"{name}@{k}" for k in ks for name in names]
 
 
-def _check_ks(ks) -> list[int]:
+def check_ks(ks) -> list[int]:
     ks = [int(k) for k in ks]
     if not ks or any(k < 1 for k in ks):
         raise ValueError(f"ks must be a non-empty list of positive integers, got {ks}")
@@ -111,7 +111,7 @@ def topk_indices(scores: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1).astype(np.int64)
 
 
-def _binary_truth(truth, n_rows: int | None = None) -> sp.csr_matrix:
+def binary_truth(truth, n_rows: int | None = None) -> sp.csr_matrix:
     if not sp.issparse(truth):
         raise TypeError(f"truth must be a scipy.sparse matrix, got {type(truth).__name__}")
     t = sp.csr_matrix(truth, copy=True)
@@ -149,7 +149,7 @@ def hit_matrix(topk: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
     which is sorted for a CSR matrix with sorted indices, so one ``searchsorted``
     answers all of them.
     """
-    t = _binary_truth(truth, len(topk))
+    t = binary_truth(truth, len(topk))
     topk = _check_topk(topk, t.shape[1])
     n, m = t.shape
     rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(t.indptr))
@@ -195,8 +195,8 @@ def ranking_metrics(topk: np.ndarray, truth: sp.csr_matrix, ks: list[int]) -> di
 
     Raises if any user has no positive: the protocol must drop such users first.
     """
-    ks = _check_ks(ks)
-    t = _binary_truth(truth, len(np.asarray(topk)))
+    ks = check_ks(ks)
+    t = binary_truth(truth, len(np.asarray(topk)))
     n_pos = np.diff(t.indptr).astype(np.float64)
     if (n_pos == 0).any():
         bad = np.flatnonzero(n_pos == 0)
@@ -234,9 +234,9 @@ def breakdown_metrics(topk: np.ndarray, truth: sp.csr_matrix, ks: list[int], ite
     is whether the model surfaces the user's tail items at all. Users with no positive
     inside the mask get NaN. Names: ``<prefix>/R@k``, ``<prefix>/HR@k``.
     """
-    ks = _check_ks(ks)
+    ks = check_ks(ks)
     mask = np.asarray(item_mask, dtype=bool).ravel()
-    t = _binary_truth(truth, len(np.asarray(topk)))
+    t = binary_truth(truth, len(np.asarray(topk)))
     if len(mask) != t.shape[1]:
         raise ValueError(f"item_mask has {len(mask)} entries but the catalog has {t.shape[1]}")
     t = (t @ sp.diags(mask.astype(np.float32))).tocsr()

@@ -1,7 +1,7 @@
 """Run records: no result without its provenance.
 
 Every (scenario, model, seed, fold) run writes one folder,
-``results/runs/<scenario>/<model_key>/s<seed>_f<fold>/`` (``benchmark.paths.run_dir``):
+``results/runs/<scenario>/<model_key>/s<seed>_f<fold>/`` (``benchmark.config.paths.run_dir``):
 
 ``record.json``
     what ran (model key, class, config and its hash), on what (scenario and its hash,
@@ -20,10 +20,9 @@ Anyone can re-score or re-aggregate from these files without re-running models, 
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import hashlib
 import json
-import math
 import os
 import platform
 import resource
@@ -34,10 +33,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import paths
+from benchmark.config import paths
+from benchmark.config.jsonio import jsonable
 
 REQUIRED_KEYS = (
-    "model", "class", "family", "external", "description", "config", "config_hash",
+    "model", "class", "display_name", "family", "external", "setting", "description", "config", "config_hash",
     "scenario", "scenario_hash", "semi_synthetic", "seed", "fold", "n_folds", "seeds_setting",
     "min_support", "catalog_size", "n_test_users", "n_dropped_test", "n_valid_users",
     "n_dropped_valid", "tuning", "git_rev", "git_dirty", "versions", "data_checksums",
@@ -52,29 +52,8 @@ VERSION_DISTS = {
 }  # fmt: skip
 
 
-def _jsonable(obj):
-    """Canonical JSON form of config values: numpy scalars, paths, dataclasses, NaN -> None."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return _jsonable(dataclasses.asdict(obj))
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, Path):
-        return str(obj)
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    raise TypeError(f"value of type {type(obj).__name__} cannot go in a run record: {obj!r}")
-
-
 def canonical_json(obj) -> str:
-    return json.dumps(_jsonable(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return json.dumps(jsonable(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def config_hash(cfg) -> str:
@@ -90,8 +69,12 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+@functools.lru_cache(maxsize=1)
 def git_state() -> tuple[str, bool | None]:
-    """(HEAD revision or "unknown", dirty flag for tracked files or None when unknown)."""
+    """(HEAD revision or "unknown", dirty flag for tracked files or None when unknown).
+
+    Asked once per process: a stage writes hundreds of records from one checkout, and two
+    git subprocesses per record cost more than the record itself."""
     rev = _git("rev-parse", "HEAD")
     if not rev:
         return "unknown", None
@@ -181,7 +164,7 @@ def write_run(folder: Path, record: dict, per_user: pd.DataFrame, topk: pd.DataF
         tmp = folder / f".{name}.tmp"
         frame.reset_index(drop=True).to_parquet(tmp, index=False)
         os.replace(tmp, folder / name)
-    text = json.dumps(_jsonable(record), sort_keys=True, indent=2, allow_nan=False) + "\n"
+    text = json.dumps(jsonable(record), sort_keys=True, indent=2, allow_nan=False) + "\n"
     tmp = folder / ".record.json.tmp"
     tmp.write_text(text)
     os.replace(tmp, folder / "record.json")

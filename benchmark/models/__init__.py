@@ -1,1 +1,1 @@
-"""Model implementations. Each module registers its classes with ``@register``."""
+"""Model implementations: one module (or one folder per family) each, named by ``models/<key>.yaml``."""

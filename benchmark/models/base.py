@@ -1,11 +1,15 @@
-"""The one contract every model implements, and the registry that names them.
+"""The one contract every model implements.
 
-A model is trained on a fold's :class:`~benchmark.protocol.TrainView` and scores a
-batch of user rows over that fold's target catalog. It never sees the evaluator or
-the held-out truth (STYLE: the evaluator is a function apart from the models).
+A model is trained on a fold's :class:`~benchmark.scenarios.protocol.TrainView` and
+scores a batch of user rows over that fold's target catalog. It never sees the
+evaluator or the held-out truth (STYLE: the evaluator is a function apart from the
+models), and it is named by nothing but its spec: ``models/<key>.yaml`` gives the
+class's import path, so there is no registry to edit.
 
 Hyperparameters live in a typed dataclass (``Config``) per model class, so a typo in
-``models/<key>.yaml`` is an error at load time instead of a silent default.
+``models/<key>.yaml`` is an error at load time instead of a silent default. What a fit
+wants the run record to carry (epochs run, users scored by a fall-back, ...) goes in
+``fit_info``; the runner copies it into every record.
 """
 
 from __future__ import annotations
@@ -16,36 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..protocol import TrainView
-
-_REGISTRY: dict[str, type["Recommender"]] = {}
-
-
-def register(name: str):
-    """Class decorator: make a model class available to ``models/*.yaml`` as ``class: name``."""
-
-    def deco(cls: type[Recommender]) -> type[Recommender]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"model class name {name!r} registered twice")
-        cls.class_name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
-
-
-def model_class(name: str) -> type["Recommender"]:
-    from . import _import_all  # noqa: F401  (populates the registry)
-
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown model class {name!r}; registered: {sorted(_REGISTRY)}")
-    return _REGISTRY[name]
-
-
-def registered_classes() -> dict[str, type["Recommender"]]:
-    from . import _import_all  # noqa: F401
-
-    return dict(_REGISTRY)
+from benchmark.scenarios.protocol import TrainView
 
 
 @dataclasses.dataclass
@@ -67,14 +42,16 @@ class Recommender(ABC):
     """Fit on a fold, score users over the catalog."""
 
     Config: ClassVar[type] = BaseConfig
-    class_name: ClassVar[str] = ""
     # True when the model ignores the user's source history (Popularity): the
-    # contract test "different histories, different rankings" skips it.
+    # contract test "different histories, different rankings" skips it, and the
+    # planted oracle expects it to fail.
     history_free: ClassVar[bool] = False
 
     def __init__(self, config: Any | None = None, seed: int = 0):
         self.config = config if config is not None else self.Config()
         self.seed = seed
+        # JSON-able facts about the last fit (numpy scalars are fine); copied into the run record.
+        self.fit_info: dict[str, Any] = {}
 
     @abstractmethod
     def fit(self, view: TrainView) -> "Recommender":

@@ -28,31 +28,11 @@ import dataclasses
 import numpy as np
 import scipy.sparse as sp
 
-from ..protocol import TrainView
-from .base import Recommender, register
+from benchmark.scenarios.protocol import TrainView
+from benchmark.models.base import Recommender
+from benchmark.models.common import top_n_per_row
 
 
-def top_n_per_row(matrix: sp.csr_matrix, n: int | None) -> sp.csr_matrix:
-    """Keep each row's ``n`` largest values (ties: lower column first); ``None`` keeps all.
-
-    Vectorised with one lexsort, so it scales to large user counts.
-    """
-    m = sp.csr_matrix(matrix, copy=True)
-    m.eliminate_zeros()
-    if n is None or m.nnz == 0:
-        return m
-    if n < 1:
-        raise ValueError(f"top_n must be >= 1 or None, got {n}")
-    coo = m.tocoo()
-    order = np.lexsort((coo.col, -coo.data, coo.row))
-    rows = coo.row[order]
-    starts = np.searchsorted(rows, rows, side="left")
-    rank = np.arange(len(rows)) - starts
-    keep = order[rank < n]
-    return sp.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=m.shape)
-
-
-@register("collopop")
 class ColloPop(Recommender):
     """Co-occurrence x popularity**alpha over one source domain (see module docstring)."""
 

@@ -6,7 +6,7 @@ low-data (cold) task reads from, with the task losses balanced. Here:
 
 * **Shared encoder**: per source domain, an idf-weighted bag of the user's items pooled
   through a learnable table initialised from the frozen pretrained vectors
-  (``view.extras["source_emb"]``, else a PureSVD), projected; with a has-history flag
+  (``view.source_emb``, else a PureSVD), projected; with a has-history flag
   per domain, through a shared MLP + LayerNorm: h_u.
 * **Target tower** (the cold task): residual MLP on h_u, dot product with a book table
   (PureSVD of the fitting users' positives) plus a log-popularity-initialised bias;
@@ -28,7 +28,6 @@ Not in the paper's model: ads/promotions objectives, context and creative featur
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import time
@@ -39,9 +38,10 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from .. import factorize
-from ..protocol import TrainView
-from .base import Recommender, register
+from benchmark.features import factorize
+from benchmark.scenarios.protocol import TrainView
+from benchmark.models.base import Recommender
+from benchmark.models.common import ndcg_of_top, torch_threads
 
 BALANCE_MODES = ("fixed", "uncertainty")
 
@@ -147,24 +147,6 @@ class MTLNet(nn.Module):
         return (q @ self.aux_items[k].T) * self.scale + self.aux_bias[k]
 
 
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """Run a block with ``n`` torch intra-op threads (0: unchanged), then restore.
-
-    Why: the batches here are small, so intra-op threads buy little, while on a
-    shared 2-core machine OpenMP spin-waiting under load made epochs ~10x slower
-    (measured: 2.7 s vs 0.2-0.36 s per epoch on the test fixture). One thread is
-    also what a Ray Tune trial with one CPU gets.
-    """
-    old = torch.get_num_threads()
-    if n > 0:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def _coo(m: sp.csr_matrix) -> tuple[torch.Tensor, torch.Tensor]:
     rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
     return torch.from_numpy(rows), torch.from_numpy(m.indices.astype(np.int64))
@@ -192,13 +174,9 @@ def _ndcg(scores: np.ndarray, truth: sp.csr_matrix, k: int) -> float:
     k = min(k, scores.shape[1])
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # top-k without a full sort of the catalog
     top = np.take_along_axis(part, np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable"), axis=1)
-    disc = 1.0 / np.log2(np.arange(2, k + 2))
-    hits = np.take_along_axis(truth.toarray() > 0, top, axis=1)
-    ideal = np.array([disc[: min(n, k)].sum() for n in truth.getnnz(axis=1)])
-    return float(np.mean((hits * disc).sum(1) / np.maximum(ideal, 1e-12)))
+    return ndcg_of_top(top, truth)
 
 
-@register("mtl")
 class MTL(Recommender):
     """Multi-task transfer: shared encoder of source histories, book tower + source reconstruction towers."""
 
@@ -264,8 +242,8 @@ class MTL(Recommender):
         self._target.eliminate_zeros()
         self._hold_truth = target[hold]
 
-        emb = view.extras.get("source_emb") or {}
-        masks = view.extras.get("source_emb_mask") or {}
+        emb = view.source_emb or {}
+        masks = view.source_emb_mask or {}
         src_init, aux_init = [], []
         for k, d in enumerate(self._domains):
             if d in emb:

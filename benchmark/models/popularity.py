@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..protocol import TrainView
-from .base import Recommender, register
+from benchmark.scenarios.protocol import TrainView
+from benchmark.models.base import Recommender
 
 
-@register("popularity")
 class Popularity(Recommender):
     history_free = True
 

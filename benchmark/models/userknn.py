@@ -32,8 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ..protocol import TrainView
-from .base import Recommender, register
+from benchmark.scenarios.protocol import TrainView
+from benchmark.features.factorize import idf_weight
+from benchmark.models.base import Recommender
 
 TIE_BREAK = 1e-9
 
@@ -63,9 +64,7 @@ def tfidf_rows(m: sp.csr_matrix, train_rows: np.ndarray, tf: str = "log", idf: b
         raise ValueError(f"tf must be 'log', 'binary' or 'raw', got {tf!r}")
     m.eliminate_zeros()
     if idf:
-        df = np.asarray((m[train_rows] > 0).sum(axis=0)).ravel()
-        w = np.log((1.0 + len(train_rows)) / (1.0 + df)) + 1.0
-        m = m @ sp.diags(w)
+        m = idf_weight(m, log_values=False, fit_rows=train_rows)
     norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
     inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
     return sp.csr_matrix(sp.diags(inv) @ m)
@@ -89,7 +88,6 @@ def top_k_dense(sim: np.ndarray, k: int) -> np.ndarray:
     return np.where(keep & (sim > 0), sim, 0.0)
 
 
-@register("userknn")
 class UserKNN(Recommender):
     Config = UserKNNConfig
 

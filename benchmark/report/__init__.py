@@ -15,33 +15,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import paths
-from .figures import leaderboard_figure, relative_figure, replication_figure
-from .leaderboard import REFERENCE, ScenarioRuns, Settings, write_leaderboard
-from .readme import render
-from .tables import T7_METRICS, table1, table4, table5, table6, table7, table7_head_tail, table7_history, table_cohort
+from benchmark.config import paths
+from benchmark.report.figures import leaderboard_figure, relative_figure, replication_figure
+from benchmark.config.params import Params
+from benchmark.report.leaderboard import ScenarioRuns, Settings, write_leaderboard
+from benchmark.report.recipes import TABLE2, TABLE3
+from benchmark.report.readme import render
+from benchmark.report.tables import T7_METRICS, table1, table4, table5, table6, table7, table7_head_tail, table7_history, table_cohort
 
 __all__ = ["build_report", "scenario_plan", "figure_paths"]
 
 OUTPUT_SUFFIXES = (".md", ".csv", ".json", ".png")
 
 
-def scenario_plan(params: dict | None, runs_root: Path | list[Path]) -> tuple[list[str], dict[str, str], dict[str, float | None]]:
+def scenario_plan(params: Params | None, runs_root: Path | list[Path]) -> tuple[list[str], dict[str, str], dict[str, float | None]]:
     """Scenario names (params order, then extra run folders sorted), their kind and rho."""
-    spec = dict((params or {}).get("scenarios") or {})
+    spec = dict(params.scenarios) if params is not None else {}
     names = list(spec)
     roots = [runs_root] if isinstance(runs_root, (str, Path)) else list(runs_root)
     extra = {p.name for r in roots if Path(r).is_dir() for p in Path(r).iterdir() if p.is_dir() and not p.name.startswith(".")}
     names += sorted(extra - set(spec))
     kinds, rho = {}, {}
     for s in names:
-        sp = spec.get(s, {}) or {}
-        kinds[s] = "linked" if sp.get("builder") == "linked" else ("real" if sp else "")
-        rho[s] = float(sp["rho"]) if sp.get("rho") is not None else None
+        sp = spec.get(s)
+        kinds[s] = "" if sp is None else sp.builder
+        rho[s] = float(sp.rho) if sp is not None and sp.builder == "linked" else None
     return names, kinds, rho
 
 
-def figure_paths(params: dict | None, out_root: Path = paths.RESULTS, runs_root: Path | list[Path] = paths.RUNS) -> list[Path]:
+def figure_paths(params: Params | None, out_root: Path = paths.RESULTS, runs_root: Path | list[Path] = paths.RUNS) -> list[Path]:
     """The PNG files ``build_report`` writes for these params (for DVC plot declarations)."""
     names, kinds, _ = scenario_plan(params, runs_root)
     fig = Path(out_root) / "figures"
@@ -61,7 +63,7 @@ def _clear(folder: Path) -> None:
                 p.unlink()
 
 
-def build_report(runs_root: Path = paths.RUNS, out_root: Path = paths.RESULTS, params: dict | None = None,
+def build_report(runs_root: Path = paths.RUNS, out_root: Path = paths.RESULTS, params: Params | None = None,
                  external_root: Path | None = None) -> dict:
     """Regenerate every report output from the run records; return the written paths by kind.
 
@@ -94,8 +96,8 @@ def build_report(runs_root: Path = paths.RUNS, out_root: Path = paths.RESULTS, p
         figures.append((relative_figure(t1.frame, fg_dir / f"{t1.stem}.png", t1.title, "Model", semi[s], "K"),
                         f"Table 1 as bars: relative improvement over Popularity at K=3 and 5 ({s})."))
         if kinds[s] == "linked":
-            t2 = table_cohort(sr, 2, "map2t-full", [REFERENCE, "collopop-artist"], True)
-            t3 = table_cohort(sr, 3, "map2t-music_podcast", [REFERENCE, "collopop-podcast"], True)
+            t2 = table_cohort(sr, 2, TABLE2[0], TABLE2[1], True)
+            t3 = table_cohort(sr, 3, TABLE3[0], TABLE3[1], True)
             tables += [t2, t3, table4(sr, True), table5(sr, True)]
             figures.append((relative_figure(t2.frame, fg_dir / f"fig3_mp_cohort_{s}.png", t2.title, "Comparison", True),
                             f"Paper Fig. 3 analogue: MAP-2T(full) vs Popularity and ColloPop-Artist on m&p users, "

@@ -20,7 +20,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from .leaderboard import HEADLINE  # noqa: E402
+from benchmark.report.leaderboard import HEADLINE  # noqa: E402
+from benchmark.report.recipes import REFERENCE  # noqa: E402
 
 DPI = 110
 META = {"Software": "cdrbench report (matplotlib Agg)"}
@@ -111,7 +112,7 @@ def replication_figure(frame: pd.DataFrame, path: Path, metric: str = HEADLINE) 
     ok = frame[(frame["status"] == "ok") & (frame["metric"] == metric)] if len(frame) else frame
     if not len(ok):
         return _unavailable(path, title, "not available: no real scenario has runs of Popularity and another model")
-    models = sorted(set(ok["model"]), key=lambda m: (m != "popularity", m))
+    models = sorted(set(ok["model"]), key=lambda m: (m != REFERENCE, m))
     fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(models) + 2), 3.8))
     _grouped(ax, ok, "model", "scenario", models, list(dict.fromkeys(ok["scenario"])))
     names = ok.drop_duplicates("model").set_index("model")["name"]

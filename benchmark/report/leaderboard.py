@@ -20,48 +20,30 @@ from __future__ import annotations
 
 import json
 import zlib
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..evaluation.records import collect_runs
-from ..evaluation.stats import bootstrap_ci, holm, paired_test, relative_improvement
-from ..schema import COHORT_MP
+from benchmark.evaluation.records import collect_runs
+from benchmark.evaluation.stats import bootstrap_ci, holm, paired_test, relative_improvement
+from benchmark.config.params import Params
+from benchmark.config.specs import display_names
+from benchmark.report.recipes import REFERENCE
+from benchmark.scenarios.schema import COHORT_MP
 
 METRIC_NAMES = ("P", "R", "F1", "HR", "NDCG", "MAP")
-REFERENCE = "popularity"
 HEADLINE = "NDCG@10"
 # Families whose members count as "baselines" when picking the strongest one to test against.
 BASELINE_FAMILIES = ("baseline", "heuristic", "recbole", "neighbour")
 MARK_BETTER, MARK_WORSE, MARK_REF = "†", "‡", "ref"
-DISPLAY = {
-    "popularity": "Popularity",
-    "collopop-artist": "ColloPop-Artist",
-    "collopop-podcast": "ColloPop-Podcast",
-    "map2t-full": "MAP-2T(full)",
-    "map2t-imputed_p": "MAP-2T(imputed_p)",
-    "map2t-concat": "MAP-2T(concat)",
-    "map2t-music": "MAP-2T(music)",
-    "map2t-music-book": "MAP-2T(music+book)",
-    "map2t-music-book-podcast": "MAP-2T(music+book+podcast)",
-    "map2t-podcast": "MAP-2T(podcast)",
-    "map2t-podcast-book": "MAP-2T(podcast+book)",
-    "map2t-music_podcast": "MAP-2T(music_podcast)",
-    "bpr": "BPR",
-    "lightgcn": "LightGCN",
-    "ease": "EASE",
-    "itemknn": "ItemKNN",
-    "userknn": "UserKNN",
-    "multivae": "MultiVAE",
-    "mtl": "MTL (multi-task)",
-}
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Report parameters, read from ``params.yaml`` (section ``protocol``)."""
+    """Report parameters, read from ``params.yaml`` (sections ``evaluation`` and ``report``)."""
 
     ks: tuple[int, ...] = (3, 5, 10, 20)
     n_boot: int = 1000
@@ -71,28 +53,31 @@ class Settings:
     n_bins: int = 3
 
     @classmethod
-    def from_params(cls, params: dict | None) -> "Settings":
-        proto = (params or {}).get("protocol", {}) or {}
-        rep = (params or {}).get("report", {}) or {}
-        return cls(
-            ks=tuple(int(k) for k in proto.get("ks", cls.ks)),
-            n_boot=int(proto.get("bootstrap", cls.n_boot)),
-            alpha=float(proto.get("alpha", cls.alpha)),
-            seed=int(rep.get("seed", cls.seed)),
-            n_bins=int(rep.get("history_bins", cls.n_bins)),
-        )
+    def from_params(cls, params: Params | None) -> "Settings":
+        if params is None:
+            return cls()
+        rep = params.report
+        return cls(ks=tuple(params.evaluation.ks), n_boot=rep.bootstrap, alpha=rep.alpha, seed=rep.seed,
+                   n_bins=rep.history_bins)
 
     @property
     def metrics(self) -> list[str]:
         return [f"{m}@{k}" for k in self.ks for m in METRIC_NAMES]
 
 
+@functools.lru_cache(maxsize=1)
+def _spec_names() -> dict[str, str]:
+    return display_names()
+
+
 def display_name(model: str, info: dict | None = None) -> str:
-    """Human name of a model key; external submissions carry their own name and a tag."""
+    """Human name of a model key: the record's (copied from the spec when it ran), else the
+    spec's; external submissions carry their own name and a tag."""
     info = info or {}
-    if info.get("external"):
-        return f"{info.get('display_name') or model} (external)"
-    return DISPLAY.get(model, model)
+    name = info.get("display_name")
+    if not isinstance(name, str) or not name:
+        name = _spec_names().get(model, model)
+    return f"{name} (external)" if info.get("external") else name
 
 
 def fmt_abs(t: tuple[float, float, float]) -> str:

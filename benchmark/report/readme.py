@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .leaderboard import HEADLINE, MARK_BETTER, REFERENCE, ScenarioRuns, display_name, fmt_rel
+from benchmark.report.leaderboard import HEADLINE, MARK_BETTER, ScenarioRuns, display_name, fmt_rel
+from benchmark.report.recipes import FUSION, IMPUTED, ORDERING_MIDDLE, ORDERING_TOP, PODCAST_STEP, REFERENCE
 
 REPRODUCED, NOT_REPRODUCED, NOT_AVAILABLE = "reproduced", "not reproduced", "not available"
 K3 = ["P@3", "R@3", "F1@3", "HR@3"]
@@ -34,31 +35,33 @@ def _need(sr: ScenarioRuns, models: list[str]) -> str | None:
 
 
 def claim_ordering(sr: ScenarioRuns, linked: bool) -> tuple[str, str]:
-    top = "map2t-full" if linked else "map2t-music"
-    miss = _need(sr, [top, "collopop-artist", REFERENCE])
+    top, mid = ORDERING_TOP["linked" if linked else "real"], ORDERING_MIDDLE
+    miss = _need(sr, [top, mid, REFERENCE])
     if miss:
         return NOT_AVAILABLE, miss
     held, ev = 0, []
     for m in K3:
-        a, b = sr.relative(top, "collopop-artist", m), sr.relative("collopop-artist", REFERENCE, m)
+        a, b = sr.relative(top, mid, m), sr.relative(mid, REFERENCE, m)
         held += _above(a) and _above(b)
-        ev.append(f"{m}: {display_name(top)} vs ColloPop-Artist {fmt_rel(a)}, ColloPop-Artist vs Popularity {fmt_rel(b)}")
+        ev.append(f"{m}: {display_name(top)} vs {display_name(mid)} {fmt_rel(a)}, "
+                  f"{display_name(mid)} vs {display_name(REFERENCE)} {fmt_rel(b)}")
     outcome = REPRODUCED if held == len(K3) else NOT_REPRODUCED
     return outcome, f"both gaps significant on {held}/{len(K3)} metrics; " + "; ".join(ev)
 
 
 def claim_fusion(sr: ScenarioRuns) -> tuple[str, str]:
-    miss = _need(sr, ["map2t-full", "map2t-concat"])
+    concat, gated = FUSION
+    miss = _need(sr, [gated, concat])
     if miss:
         return NOT_AVAILABLE, miss
-    p, h = sr.relative("map2t-full", "map2t-concat", "P@3"), sr.relative("map2t-full", "map2t-concat", "HR@3")
+    p, h = sr.relative(gated, concat, "P@3"), sr.relative(gated, concat, "HR@3")
     flat = abs(h[0]) < NEARLY_UNCHANGED_PCT or (np.isfinite(h[1]) and h[1] <= 0 <= h[2])
     ok = _above(p) and flat
     return (REPRODUCED if ok else NOT_REPRODUCED), f"gated vs concat: P@3 {fmt_rel(p)}, HR@3 {fmt_rel(h)}"
 
 
 def claim_podcast(sr: ScenarioRuns) -> tuple[str, str]:
-    a, b = "map2t-music-book-podcast", "map2t-music-book"
+    a, b = PODCAST_STEP
     miss = _need(sr, [a, b])
     if miss:
         return NOT_AVAILABLE, miss
@@ -67,14 +70,14 @@ def claim_podcast(sr: ScenarioRuns) -> tuple[str, str]:
 
 
 def claim_imputed(sr: ScenarioRuns) -> tuple[str, str]:
-    miss = _need(sr, ["map2t-imputed_p", REFERENCE])
+    miss = _need(sr, [IMPUTED, REFERENCE])
     if miss:
         return NOT_AVAILABLE, miss
-    vs = {m: sr.relative("map2t-imputed_p", REFERENCE, m) for m in K3}
+    vs = {m: sr.relative(IMPUTED, REFERENCE, m) for m in K3}
     held = sum(_above(v) for v in vs.values())
     ev = "; ".join(f"{m} {fmt_rel(v)}" for m, v in vs.items())
     outcome = REPRODUCED if held == len(K3) else NOT_REPRODUCED
-    return outcome, f"MAP-2T(imputed_p) vs Popularity, significant on {held}/4: {ev}"
+    return outcome, f"{display_name(IMPUTED)} vs {display_name(REFERENCE)}, significant on {held}/4: {ev}"
 
 
 def claim_null(sr: ScenarioRuns) -> tuple[str, str]:

@@ -16,15 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..evaluation.stats import holm
-from ..schema import COHORT_MP
-from .leaderboard import HEADLINE, REFERENCE, ScenarioRuns, banner, display_name, fmt_abs, fmt_rel
+from benchmark.evaluation.stats import holm
+from benchmark.scenarios.schema import COHORT_MP
+from benchmark.report.leaderboard import HEADLINE, ScenarioRuns, banner, display_name, fmt_abs, fmt_rel
+from benchmark.report.recipes import CHAIN_PREFIX, CHAINS, FUSION, REFERENCE, TABLE1
 
 SHORT = {"P": "Precision", "R": "Recall", "F1": "F1", "HR": "Hit Rate"}
-T1_LINKED = ["collopop-artist", "map2t-imputed_p", "map2t-full"]
-T1_REAL = ["collopop-artist", "map2t-music"]
-CHAINS = {"music": ["map2t-music", "map2t-music-book", "map2t-music-book-podcast"],
-          "podcast": ["map2t-podcast", "map2t-podcast-book", "map2t-music-book-podcast"]}
 T7_METRICS = (HEADLINE, "P@3", "HR@3")
 MP = ("cohort", COHORT_MP)
 
@@ -109,7 +106,7 @@ def _k_metrics(k: int) -> list[str]:
 
 
 def table1(sr: ScenarioRuns, linked: bool) -> Table:
-    models = T1_LINKED if linked else T1_REAL
+    models = TABLE1["linked" if linked else "real"]
     ks = [k for k in (3, 5) if k in sr.settings.ks]
     specs = [{"labels": {"Model": display_name(m), "K": k}, "model": m, "ref": REFERENCE, "metrics": _k_metrics(k)}
              for k in ks for m in models]
@@ -145,7 +142,7 @@ def table4(sr: ScenarioRuns, semi: bool) -> Table:
     specs, abs_cells = [], {}
     for chain, models in CHAINS.items():
         for i, m in enumerate(models):
-            step = " -> ".join(x.split("map2t-")[1] for x in models[: i + 1]) if i else models[0].split("map2t-")[1]
+            step = " -> ".join(x.removeprefix(CHAIN_PREFIX) for x in models[: i + 1]) if i else models[0].removeprefix(CHAIN_PREFIX)
             specs.append({"labels": {"Chain": f"from {chain}", "Step": step, "Model": display_name(m)},
                           "model": m, "ref": models[0], "metrics": _k_metrics(3)})
             abs_cells[m] = fmt_abs(sr.absolute(m, "P@3")) if sr.has(m) else "not available"
@@ -165,7 +162,7 @@ def table4(sr: ScenarioRuns, semi: bool) -> Table:
 
 
 def table5(sr: ScenarioRuns, semi: bool) -> Table:
-    concat, gated, metrics = "map2t-concat", "map2t-full", ["P@3", "HR@3"]
+    (concat, gated), metrics = FUSION, ["P@3", "HR@3"]
     notes = [missing(m, sr.scenario) for m in (concat, gated) if not sr.has(m)]
     rows, out = [], []
     for m in (concat, gated):

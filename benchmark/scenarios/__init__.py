@@ -3,7 +3,7 @@
 A builder (``real`` or ``linked``) turns prepared canonical tables into a
 :class:`~benchmark.scenarios.export.Built`; :func:`build_scenario` then does what is
 common to every scenario, in one place so no builder can skip it: schema checks,
-k-fold dealing (:func:`benchmark.protocol.deal_folds`), the parquet tables and
+k-fold dealing (:func:`benchmark.scenarios.protocol.deal_folds`), the parquet tables and
 ``meta.json``, RecBole atomic files, and the dataset card. Outputs are a pure function
 of (prepared tables, spec, protocol): rebuilding gives byte-identical files.
 """
@@ -14,10 +14,11 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from .. import paths
-from ..protocol import deal_folds
-from ..schema import TARGET, scenario_hash
-from .export import (
+from benchmark.config import paths
+from benchmark.config.params import LinkedScenario, ProtocolParams, RealScenario
+from benchmark.scenarios.protocol import deal_folds
+from benchmark.scenarios.schema import TARGET, scenario_hash
+from benchmark.scenarios.export import (
     SEMI_SYNTHETIC_BANNER,
     Built,
     card_markdown,
@@ -29,45 +30,36 @@ from .export import (
     write_parquet,
     write_recbole,
 )
-from .linked import build_linked
-from .real import build_real
+from benchmark.scenarios.linked import build_linked
+from benchmark.scenarios.real import build_real
 
 BUILDERS: dict[str, Callable[[str, dict, Path], Built]] = {"real": build_real, "linked": build_linked}
 
 __all__ = ["BUILDERS", "Built", "build_scenario"]
 
 
-def _check_protocol(protocol: dict) -> None:
-    missing = [k for k in ("k", "seeds", "valid_share") if k not in protocol]
-    if missing:
-        raise ValueError(f"protocol params lack {missing} (params.yaml `protocol:`)")
-
-
 def build_scenario(
     name: str,
-    spec: dict,
-    protocol: dict,
+    spec: RealScenario | LinkedScenario,
+    protocol: ProtocolParams,
     prepared_root: Path = paths.PREPARED,
     out_root: Path = paths.SCENARIOS,
     cards_root: Path = paths.DATASET_CARDS,
 ) -> dict:
-    """Build scenario ``name`` from its ``spec`` (params.yaml ``scenarios.<name>``).
+    """Build scenario ``name`` from its typed ``spec`` (params.yaml ``scenarios.<name>``).
 
     Writes ``out_root/<name>/`` (schema files, ``recbole/<name>/<name>.{inter,item,user}``
     -- loadable with RecBole's ``data_path=out_root/<name>/recbole``, builder extras such as
     ``linkage.parquet``) and ``cards_root/<name>/{CARD.md,card.json}``; returns the
     card's numbers plus the output folder and the scenario hash.
     """
-    kind = spec.get("builder")
-    if kind not in BUILDERS:
-        raise ValueError(f"scenario {name}: unknown builder {kind!r}; known builders: {sorted(BUILDERS)}")
-    _check_protocol(protocol)
-    built = BUILDERS[kind](name, dict(spec), Path(prepared_root))
+    resolved = spec.model_dump()  # every default made explicit: the recipe as built
+    built = BUILDERS[spec.builder](name, resolved, Path(prepared_root))
     validate(built)
 
     users = built.users
     evaluable = users.loc[users["evaluable"], "user"].to_numpy()
-    folds = deal_folds(evaluable, int(protocol["k"]), [int(s) for s in protocol["seeds"]], float(protocol["valid_share"]))
+    folds = deal_folds(evaluable, protocol.k, list(protocol.seeds), protocol.valid_share)
 
     out = Path(out_root) / name
     if out.exists():
@@ -96,7 +88,7 @@ def build_scenario(
         "source_domains": list(built.source_domains),
         "target_domain": TARGET,
         "semi_synthetic": bool(built.semi_synthetic),
-        "params": {**spec, "protocol": dict(protocol)},
+        "params": {**resolved, "protocol": protocol.model_dump()},
         "stats": stats,
         "notes": {**built.notes, "recbole": rb, "sources": sorted(built.sources)},
     }
@@ -110,8 +102,8 @@ def build_scenario(
         "banner": SEMI_SYNTHETIC_BANNER if built.semi_synthetic else "",
         "source_domains": list(built.source_domains),
         "target_domain": TARGET,
-        "positive_threshold": spec.get("positive_threshold"),
-        "min_support": spec.get("min_support", 1),
+        "positive_threshold": spec.positive_threshold,
+        "min_support": spec.min_support,
         **stats,
         "time_cut": built.notes.get("time_cut") if built.notes.get("time_cut", {}).get("applied") else None,
         "linkage": built.notes.get("linkage"),

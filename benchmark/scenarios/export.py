@@ -1,7 +1,7 @@
 """Shared pieces of every scenario builder: reading prepared tables, the common
 tables, and writing a scenario (parquet + RecBole atomic files + dataset card).
 
-Why one module: the on-disk contract (:mod:`benchmark.schema`) is enforced in exactly
+Why one module: the on-disk contract (:mod:`benchmark.scenarios.schema`) is enforced in exactly
 one place, so a builder can only hand over a :class:`Built` and cannot write a
 scenario that readers would misinterpret. Everything written is a pure function of
 the tables (sorted rows, ``sort_keys`` JSON, no clocks), so a rebuild with the same
@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import paths
-from ..schema import (
+from benchmark.config import paths
+from benchmark.config.jsonio import jsonable
+from benchmark.scenarios.schema import (
     DOMAINS,
     INTERACTION_COLUMNS,
     ITEM_COLUMNS,
@@ -209,19 +210,7 @@ def fold_stats(folds: pd.DataFrame, n_users: int) -> list[dict]:
 
 
 def _json(obj: dict) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n"
-
-
-def _jsonable(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, (np.bool_,)):
-        return bool(o)
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o)}")
+    return json.dumps(jsonable(obj, nan_to_none=False), indent=2, sort_keys=True) + "\n"
 
 
 def write_json(path: Path, obj: dict) -> None:

@@ -24,19 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..schema import TARGET, prefixed
-from . import linking
-from .export import Built, finalize_interactions, items_table, read_prepared, users_table
+from benchmark.config.params import LinkedScenario, parse_params_section
+from benchmark.scenarios.schema import TARGET, prefixed
+from benchmark.scenarios import linking
+from benchmark.scenarios.export import Built, finalize_interactions, items_table, read_prepared, users_table
 
-DEFAULTS = {
-    "music_source": "lastfm-hetrec2k",
-    "podcast_source": "apple-podcast-reviews",
-    "book_source": "bookcrossing-subset",
-    "book_catalogs": ["goodbooks-10k", "audible-catalog", "librivox-catalog"],
-    "min_book_positives": 5,
-    "min_podcast_reviews": 1,
-}
-REQUIRED = ("rho", "podcast_share", "positive_threshold", "seed")
 BOILERPLATE_MIN_ITEMS = 3  # a description shared verbatim by this many catalog items is boilerplate
 STREAM = {"book": 11, "podcast": 12, "podcast_members": 13}
 
@@ -120,7 +112,7 @@ def _split_tags(items: pd.DataFrame) -> pd.DataFrame:
 def load_histories(spec: dict, prepared_root: Path) -> dict:
     """Per domain: interactions (user, item, value, timestamp, weight), item metadata,
     item tags, plus counts for the card. Read once; reusable across rho values."""
-    s = {**DEFAULTS, **spec}
+    s = spec
     out: dict = {"counts": {}}
 
     mi = read_prepared(prepared_root, s["music_source"], "interactions")
@@ -162,7 +154,7 @@ def load_histories(spec: dict, prepared_root: Path) -> dict:
 
 def pools_and_axes(h: dict, spec: dict) -> dict[str, pd.DataFrame]:
     """Eligible histories per domain with their linking-axis values (see linking)."""
-    s = {**DEFAULTS, **spec}
+    s = spec
     thr = float(s["positive_threshold"])
     inter = {d: h[d][0] for d in ("music", "podcast", "book")}
     pool = {
@@ -208,10 +200,8 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def build_linked(name: str, spec: dict, prepared_root: Path) -> Built:
-    missing = [k for k in REQUIRED if k not in spec]
-    if missing:
-        raise ValueError(f"scenario {name}: linked builder needs spec keys {missing} (params.yaml `scenarios: {name}:`)")
-    s = {**DEFAULTS, **spec}
+    # Through the params schema: defaults filled in one place, typos refused.
+    s = parse_params_section(LinkedScenario, {"builder": "linked", **spec}, f"scenarios.{name}").model_dump()
     thr = float(s["positive_threshold"])
     h = load_histories(s, prepared_root)
     axes = pools_and_axes(h, s)

@@ -19,16 +19,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..schema import TARGET, prefixed
-from .export import Built, finalize_interactions, items_table, read_prepared, users_table
+from benchmark.config.params import RealScenario, parse_params_section
+from benchmark.scenarios.schema import TARGET, prefixed
+from benchmark.scenarios.export import Built, finalize_interactions, items_table, read_prepared, users_table
 
-REQUIRED = ("source", "positive_threshold")
-
-
-def _check_spec(name: str, spec: dict) -> None:
-    missing = [k for k in REQUIRED if k not in spec]
-    if missing:
-        raise ValueError(f"scenario {name}: real builder needs spec keys {missing} (params.yaml `scenarios: {name}:`)")
+def _resolve(name: str, spec: dict) -> dict:
+    """The spec through the params schema: defaults filled in one place, typos refused."""
+    return parse_params_section(RealScenario, {"builder": "real", **spec}, f"scenarios.{name}").model_dump()
 
 
 def time_cut(inter: pd.DataFrame, candidates: set[str], music: str = "music") -> tuple[pd.DataFrame, dict]:
@@ -61,9 +58,9 @@ def time_cut(inter: pd.DataFrame, candidates: set[str], music: str = "music") ->
 
 def build_real(name: str, spec: dict, prepared_root: Path) -> Built:
     """Build one real music -> book scenario from ``prepared_root/<source>/``."""
-    _check_spec(name, spec)
+    spec = _resolve(name, spec)
     src = spec["source"]
-    music = spec.get("music_domain", "music")
+    music = spec["music_domain"]
     thr = float(spec["positive_threshold"])
     raw = read_prepared(prepared_root, src, "interactions")
     items_raw = read_prepared(prepared_root, src, "items", required=False)
@@ -85,7 +82,7 @@ def build_real(name: str, spec: dict, prepared_root: Path) -> Built:
 
     before = _eligible(inter)
     cut_note = {"applied": False}
-    if spec.get("time_cut", False):
+    if spec["time_cut"]:
         inter, cut_note = time_cut(inter, before, music)
     evaluable = _eligible(inter)
 

@@ -1,0 +1,173 @@
+"""Run every registered model of a scenario over every (seed, fold): tune, fit, evaluate.
+
+This is the body of the ``run`` stage. It owns the order of operations and nothing
+else: folds come from :mod:`benchmark.scenarios.protocol`, features from
+:mod:`benchmark.features.vectors`, tuning from :mod:`benchmark.experiment.tuning`, metrics from
+:mod:`benchmark.evaluation`, and provenance from :mod:`benchmark.evaluation.records`.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import resource
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from tqdm.auto import tqdm
+
+from benchmark.config import paths
+from benchmark.config.jsonio import jsonable
+from benchmark.config.params import Params
+from benchmark.config.specs import ModelSpec, discover
+from benchmark.evaluation.evaluate import evaluate_model
+from benchmark.evaluation.records import config_hash, provenance, topk_frame, write_run
+from benchmark.experiment import registry
+from benchmark.experiment.tuning import Budget, ensure_ray, tune_models
+from benchmark.features.vectors import attach_features
+from benchmark.scenarios.protocol import TrainView, build_fold, load_scenario, restrict_training
+from benchmark.scenarios.schema import scenario_hash
+
+log = logging.getLogger(__name__)
+
+
+def _data_checksums(meta: dict) -> dict:
+    """sha256 of the raw files a scenario was built from (every source for mpa-linked)."""
+    table = pd.read_csv(paths.SOURCES_TSV, sep="\t")
+    src = meta.get("params", {}).get("source")
+    rows = table[table["source"] == src] if src else table
+    return {f"{r.source}/{Path(r.file).name}": r.sha256 for r in rows.itertuples()}
+
+
+@dataclass
+class _Context:
+    """What every run of one scenario shares: protocol, budget, provenance inputs."""
+
+    meta: dict
+    scenario_hash: str
+    checksums: dict
+    params: Params
+    min_support: int
+    budget: Budget
+    ks: list[int]
+    runs_root: Path
+
+
+def run_scenario(
+    scenario: str,
+    params: Params,
+    scenario_root: Path = paths.SCENARIOS,
+    runs_root: Path = paths.RUNS,
+    pretrain_root: Path = paths.PRETRAIN,
+    embed_root: Path = paths.EMBED,
+    address: str | None = None,
+    only: list[str] | None = None,
+) -> list[dict]:
+    """Evaluate every model of ``params.models`` on ``scenario``; write run records.
+
+    Tuning runs as one Ray Tune sweep; the final fit + evaluation of every (model, fold)
+    then runs as Ray tasks, one CPU each, and the driver writes the records. With
+    ``only``, just those models are (re)run and other models' records are kept.
+    """
+    import ray
+
+    folder = Path(scenario_root) / scenario
+    tables = load_scenario(folder)
+    meta = tables["meta"]
+    ctx = _Context(
+        meta=meta, scenario_hash=scenario_hash(folder), checksums=_data_checksums(meta), params=params,
+        min_support=params.scenario(scenario).min_support, budget=Budget.from_params(params.tuning),
+        ks=list(params.evaluation.ks), runs_root=Path(runs_root),
+    )
+    keys = list(only) if only else params.model_keys(discover())
+    specs = [s for s in registry.checked_specs(keys) if s.applicable(meta["source_domains"])]
+    proto = params.protocol
+    folds = {}
+    for seed, fold in [(s, f) for s in proto.seeds for f in range(proto.k)]:
+        view, truth = build_fold(
+            tables["interactions"], tables["users"], tables["folds"], tables["items"], meta, seed, fold, ctx.min_support,
+        )
+        folds[(seed, fold)] = (attach_features(view, Path(pretrain_root) / scenario, Path(embed_root) / scenario), truth)
+    ensure_ray(address)
+    refs = {key: ray.put(pair) for key, pair in folds.items()}  # once, shared by tuning and the final fits
+    tuned = tune_models(specs, folds, ctx.budget, address, desc=f"{scenario} tuning", refs=refs)
+    remote = ray.remote(num_cpus=1)(fit_and_evaluate)
+    pending = {}
+    for (seed, fold) in sorted(folds):
+        for spec in specs:
+            tuning = tuned[(spec.tune_from or spec.key, seed, fold)]
+            if spec.tune_from:
+                tuning = dict(tuning, inherited_from=spec.tune_from)
+            ref = remote.remote(spec, refs[(seed, fold)], tuning["chosen_config"], seed, ctx.ks)
+            pending[ref] = (spec, seed, fold, tuning)
+    out_root = Path(runs_root) / scenario
+    if out_root.exists() and not only:
+        shutil.rmtree(out_root)  # a stage output is rebuilt whole, never appended to
+    records = []
+    with tqdm(total=len(pending), desc=f"{scenario} fit+evaluate", unit="run") as bar:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            spec, seed, fold, tuning = pending.pop(done[0])
+            records.append(_write_record(spec, folds[(seed, fold)], tuning, seed, fold, ray.get(done[0]), ctx))
+            bar.update(1)
+    return records
+
+
+def fit_and_evaluate(spec: ModelSpec, pair: tuple, overrides: dict, seed: int, ks: list[int]) -> dict:
+    """Fit one model on one fold's training view and evaluate it on the test users.
+
+    Runs in a Ray worker; returns per-user metrics, top-K indices and timings.
+    """
+    # One torch thread per task: two tasks share the 2 cores, and these models are small
+    # enough that a second thread costs more in synchronisation than it gains.
+    torch.set_num_threads(1)
+    view, truth = copy.deepcopy(pair)  # Ray's arrays are read-only; models may mutate
+    train_view = restrict_training(view, spec.train_cohort)
+    model = registry.build(spec, overrides, seed=seed)
+    t0 = time.perf_counter()
+    model.fit(train_view)
+    fit_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    per_user, topk = evaluate_model(model, view.test_users, truth.test, ks, view.popularity())
+    return {
+        "per_user": per_user, "topk": topk, "fit_s": fit_s, "score_s": time.perf_counter() - t1,
+        "n_train_users": int(len(train_view.train_users)), "fit_info": dict(model.fit_info),
+        # Peak RSS of the worker process (workers are reused, so an upper bound).
+        "peak_mem_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def _write_record(spec: ModelSpec, pair: tuple, tuning: dict, seed: int, fold: int, res: dict, ctx: _Context) -> dict:
+    view, truth = pair
+    rows = view.test_users
+    per_user = res["per_user"]
+    per_user.insert(0, "user", view.users[rows].astype(str))
+    per_user.insert(1, "cohort", view.cohort[rows])
+    per_user.insert(2, "n_source", view.source_lengths(rows))
+    meta, proto = ctx.meta, ctx.params.protocol
+    config = {**spec.config, **tuning["chosen_config"]}
+    record = {
+        "model": spec.key, "class": spec.cls, "display_name": spec.display_name, "family": spec.family, "external": False,
+        "description": spec.description, "config": config, "config_hash": config_hash(config),
+        "scenario": meta["name"], "scenario_hash": ctx.scenario_hash, "semi_synthetic": bool(meta.get("semi_synthetic")),
+        "seed": seed, "fold": fold, "n_folds": proto.k, "seeds_setting": list(proto.seeds), "setting": ctx.params.setting,
+        "min_support": ctx.min_support, "catalog_size": int(view.n_catalog),
+        "n_test_users": int(len(rows)), "n_dropped_test": int(truth.dropped["test"]),
+        "n_valid_users": int(len(view.valid_users)), "n_dropped_valid": int(truth.dropped["valid"]),
+        "n_train_users": res["n_train_users"], "train_cohort": spec.train_cohort,
+        "tuning": tuning, "data_checksums": ctx.checksums,
+        "fit_time_s": round(res["fit_s"], 3), "score_time_s": round(res["score_s"], 3),
+        "wall_time_s": round(res["fit_s"] + res["score_s"], 3), "fit_info": jsonable(res["fit_info"]),
+    }
+    record.update(provenance())
+    record["peak_mem_mb"] = res["peak_mem_mb"]
+    write_run(paths.run_dir(meta["name"], spec.key, seed, fold, root=ctx.runs_root), record, per_user,
+              topk_frame(view.users[rows], res["topk"], view.catalog))
+    return record
+

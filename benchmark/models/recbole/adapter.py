@@ -1,0 +1,202 @@
+"""RecBole's single-domain models (BPR, LightGCN, EASE, ItemKNN, MultiVAE) on the
+merged source+target graph of a fold.
+
+Why these belong in a cross-domain cold-start benchmark: they are the strong
+simple baselines a transfer method must beat. Put on one graph where cold users
+carry only source items and training users carry both, an ordinary collaborative
+model already transfers: a cold user's music items pull their embedding (BPR,
+LightGCN), their input vector (MultiVAE) or their item-item weights (EASE,
+ItemKNN) towards the books that co-occur with that music among training users.
+
+Pipeline per fold (RecBole 1.2.1's own classes throughout):
+
+1. :func:`~benchmark.models.recbole.data.merged_graph` + ``write_atomic`` into a
+   temporary folder (also RecBole's checkpoint dir; deleted after fit).
+2. ``Config`` with no filtering (no k-core, no value/interaction-count
+   intervals), ``create_dataset``, ``dataset.build()`` with split
+   ``RS: [1, 0, 0]`` grouped by nothing: *every* interaction is a training
+   interaction. We do not need RecBole's validation split: tuning happens on our
+   own valid users through the benchmark's evaluator, and an internal split would
+   hide part of each cold user's source history from the model.
+3. RecBole's trainer class for the model, ``fit(train_data, valid_data=None,
+   saved=False)``: no early stopping, a fixed epoch cap from the model card.
+4. Scoring: ``model.full_sort_predict`` on the cold users' internal ids, columns
+   picked by ``dataset.token2id`` of the catalog tokens.
+
+Valid/test users are ordinary nodes of the training graph (transductive), which
+the protocol allows: their source history is input; their target rows are empty.
+Users with no edge in the graph (no kept source item) are not in RecBole's
+vocabulary; they get the popularity ranking, and their count is in
+``self.fit_info["fallback_users"]``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.scenarios.protocol import TrainView
+from benchmark.models.base import Recommender
+from benchmark.models.common import torch_threads
+from benchmark.models.recbole.data import DATASET_NAME, merged_graph, quiet_recbole, write_atomic
+
+SUPPORTED = ("BPR", "LightGCN", "EASE", "ItemKNN", "MultiVAE")
+
+# Model-specific hyperparameters; None means "RecBole's own default for that model".
+_MODEL_KEYS = ("embedding_size", "n_layers", "reg_weight", "k", "shrink", "latent_dimension", "mlp_hidden_size", "dropout_prob", "anneal_cap", "total_anneal_steps")
+
+
+@dataclass
+class RecBoleConfig:
+    model: str = "BPR"
+    epochs: int = 20  # cap; traditional models (EASE, ItemKNN) fit in one pass anyway
+    train_batch_size: int = 2048
+    learning_rate: float = 0.001
+    embedding_size: int | None = None  # BPR, LightGCN
+    n_layers: int | None = None  # LightGCN
+    reg_weight: float | None = None  # LightGCN (L2), EASE (ridge, ~100-1000)
+    k: int | None = None  # ItemKNN neighbourhood size
+    shrink: float | None = None  # ItemKNN cosine shrinkage
+    latent_dimension: int | None = None  # MultiVAE
+    mlp_hidden_size: list[int] | None = None  # MultiVAE
+    dropout_prob: float | None = None  # MultiVAE
+    anneal_cap: float | None = None  # MultiVAE
+    total_anneal_steps: int | None = None  # MultiVAE
+    min_source_support: int = 1  # keep source items held by >= this many training users
+    max_source_items: int | None = None  # keep only the most supported source items (EASE cost)
+    score_batch_size: int = 1024
+    # Intra-op threads while fitting/scoring (restored afterwards). These models are
+    # small; on the shared 2-core machine two threads under load were 4x slower
+    # per epoch than one (measured: BPR 5.6 s vs 1.4 s per epoch).
+    torch_threads: int | None = 1
+    extra: dict = field(default_factory=dict)  # any other RecBole setting, passed verbatim
+
+
+def _recbole_settings(cfg: RecBoleConfig, data_path: str, seed: int) -> dict[str, Any]:
+    """The RecBole config dict: no filtering, no eval split, nothing written outside tmp."""
+    if cfg.model not in SUPPORTED:
+        raise ValueError(f"recbole model {cfg.model!r} is not supported; choose one of {list(SUPPORTED)}")
+    if cfg.epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {cfg.epochs}")
+    d: dict[str, Any] = {
+        "data_path": data_path,
+        "checkpoint_dir": str(Path(data_path) / "saved"),
+        "seed": int(seed),
+        "reproducibility": True,
+        "use_gpu": False,
+        "gpu_id": "",
+        "state": "WARNING",
+        "show_progress": False,
+        "save_dataset": False,
+        "save_dataloaders": False,
+        "log_wandb": False,
+        "worker": 0,
+        "load_col": {"inter": ["user_id", "item_id"]},
+        # No filtering that could remove a cold user or a catalog item.
+        "rm_dup_inter": None,
+        "val_interval": None,
+        "filter_inter_by_user_or_item": False,
+        "user_inter_num_interval": "[0,inf)",
+        "item_inter_num_interval": "[0,inf)",
+        # Everything is training data; the benchmark's own valid users drive tuning.
+        "eval_args": {"split": {"RS": [1.0, 0.0, 0.0]}, "group_by": None, "order": "RO", "mode": "full"},
+        "epochs": int(cfg.epochs),
+        "eval_step": 0,
+        "train_batch_size": int(cfg.train_batch_size),
+        "learning_rate": float(cfg.learning_rate),
+    }
+    for key in _MODEL_KEYS:
+        val = getattr(cfg, key)
+        if val is not None:
+            d[key] = list(val) if key == "mlp_hidden_size" else val
+    for key in ("k", "n_layers", "embedding_size", "latent_dimension", "total_anneal_steps"):
+        if key in d:
+            d[key] = int(d[key])
+    d.update(cfg.extra)
+    return d
+
+
+class RecBoleModel(Recommender):
+    """One registered class for every RecBole model; ``config.model`` picks it."""
+
+    Config = RecBoleConfig
+
+    def fit(self, view: TrainView) -> "RecBoleModel":
+        from recbole.config import Config
+        from recbole.data import create_dataset
+        from recbole.data.utils import create_samplers, get_dataloader
+        from recbole.utils import get_model, get_trainer, init_seed
+
+        cfg: RecBoleConfig = self.config
+        t0 = time.perf_counter()
+        graph = merged_graph(view, cfg.min_source_support, cfg.max_source_items)
+        with tempfile.TemporaryDirectory(prefix="cdrbench-recbole-") as tmp, quiet_recbole(), torch_threads(cfg.torch_threads):
+            write_atomic(graph, Path(tmp), DATASET_NAME)
+            config = Config(model=cfg.model, dataset=DATASET_NAME, config_dict=_recbole_settings(cfg, tmp, self.seed))
+            model_cls = get_model(config["model"])
+            trainer_cls = get_trainer(config["MODEL_TYPE"], config["model"])
+            init_seed(config["seed"], config["reproducibility"])
+            dataset = create_dataset(config)
+            built = dataset.build()
+            train_ds = built[0]
+            if len(train_ds) != graph.n_interactions:
+                raise RuntimeError(f"RecBole kept {len(train_ds)} of {graph.n_interactions} interactions; a filter is active")
+            train_sampler, _, _ = create_samplers(config, dataset, built)
+            train_data = get_dataloader(config, "train")(config, train_ds, train_sampler, shuffle=config["shuffle"])
+            init_seed(config["seed"], config["reproducibility"])
+            model = model_cls(config, train_ds).to(config["device"])
+            trainer = trainer_cls(config, model)
+            trainer.fit(train_data, valid_data=None, verbose=False, saved=False, show_progress=False)
+            self._map_ids(dataset, graph, view)
+        model.eval()
+        self._model, self._uid_field = model, config["USER_ID_FIELD"]
+        pop = view.popularity()
+        self._fallback = (pop - 1e-9 * np.arange(len(pop))).astype(np.float64)
+        self.fit_info = {
+            "fit_seconds": time.perf_counter() - t0,
+            "n_interactions": graph.n_interactions,
+            "n_items": int(len(graph.item_tokens)),
+            "source_items_kept": graph.n_source_kept,
+            "source_items_dropped": graph.n_source_dropped,
+            "fallback_users": int(np.sum(self._uid[np.concatenate([view.valid_users, view.test_users])] < 0)),
+        }
+        return self
+
+    def _map_ids(self, dataset, graph, view: TrainView) -> None:
+        """Our rows/columns -> RecBole internal ids, via RecBole's own vocabulary."""
+        uid_field, iid_field = dataset.uid_field, dataset.iid_field
+        known = set(dataset.field2token_id[uid_field])
+        self._uid = np.full(view.n_users, -1, dtype=np.int64)
+        has = np.array([t in known for t in graph.user_tokens])
+        if has.any():
+            self._uid[has] = dataset.token2id(uid_field, list(graph.user_tokens[has]))
+        self._iid = np.asarray(dataset.token2id(iid_field, list(graph.item_tokens[: graph.n_catalog])), dtype=np.int64)
+        self._n_items = int(dataset.item_num)
+        if np.any(self._iid <= 0) or len(np.unique(self._iid)) != view.n_catalog:
+            raise RuntimeError("catalog items are missing from RecBole's vocabulary (id mapping bug)")
+
+    def score(self, user_rows: np.ndarray) -> np.ndarray:
+        import torch
+        from recbole.data.interaction import Interaction
+
+        user_rows = np.asarray(user_rows, dtype=np.int64)
+        out = np.empty((len(user_rows), len(self._iid)), dtype=np.float64)
+        uids = self._uid[user_rows]
+        known = np.flatnonzero(uids > 0)
+        out[uids <= 0] = self._fallback
+        bs = max(1, int(self.config.score_batch_size))
+        with torch.no_grad(), quiet_recbole(), torch_threads(self.config.torch_threads):
+            for s in range(0, len(known), bs):
+                pos = known[s : s + bs]
+                inter = Interaction({self._uid_field: torch.as_tensor(uids[pos])})
+                full = self._model.full_sort_predict(inter).reshape(len(pos), self._n_items)
+                out[pos] = full[:, torch.as_tensor(self._iid)].double().cpu().numpy()
+        if not np.all(np.isfinite(out)):
+            raise FloatingPointError(f"RecBole {self.config.model} produced non-finite scores (diverged training?)")
+        return out
+

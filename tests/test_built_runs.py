@@ -1,0 +1,119 @@
+"""Checks on the run records under results/runs (marker ``built``).
+
+Run with ``pytest -m built`` after ``dvc repro``; a missing output is a failure. For every
+scenario of params.yaml: each applicable model of ``models`` has one complete record per
+(seed, fold), carrying the provenance the report relies on (the required keys, the spec's
+display name, the setting, a config hash that matches its config, the hash of the
+scenario it ran on); and each record scores exactly the fold's test users (minus the
+dropped ones), never a valid or training user of that fold. Scored submissions under
+results/external are held to the same per-user rule.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmark.config import paths
+from benchmark.config.params import load_params
+from benchmark.config.specs import discover, load_spec
+from benchmark.evaluation.records import REQUIRED_KEYS, config_hash
+from benchmark.scenarios.schema import scenario_hash
+from conftest import load_built
+
+pytestmark = pytest.mark.built
+
+PARAMS = load_params(paths.PARAMS)
+SCENARIOS = list(PARAMS.scenarios)
+RECORD_KEYS = set(REQUIRED_KEYS) | {"display_name", "setting"}
+
+
+def records_of(root: Path, name: str) -> dict[Path, dict]:
+    return {p.parent: json.loads(p.read_text()) for p in sorted((Path(root) / name).glob("*/s*_f*/record.json"))}
+
+
+def runs_of(name: str) -> dict[Path, dict]:
+    folder = paths.RUNS / name
+    assert folder.is_dir(), f"no run records of {name} under {folder}; run `dvc repro` (stage run)"
+    recs = records_of(paths.RUNS, name)
+    assert recs, f"{folder} holds no run record"
+    return recs
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_every_applicable_model_has_one_record_per_fold(name):
+    t = load_built(name)
+    recs = runs_of(name)
+    keys = PARAMS.model_keys(discover())
+    applicable = [k for k in keys if load_spec(k).applicable(t["meta"]["source_domains"])]
+    expected = set(itertools.product(applicable, PARAMS.protocol.seeds, range(PARAMS.protocol.k)))
+    got = {(r["model"], r["seed"], r["fold"]) for r in recs.values()}
+    assert got == expected, f"{name}: missing {sorted(expected - got)[:5]}, unexpected {sorted(got - expected)[:5]}"
+    for folder, r in recs.items():
+        assert folder.name == f"s{r['seed']}_f{r['fold']}" and folder.parent.name == r["model"]
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_records_carry_their_provenance(name):
+    t = load_built(name)
+    recs = runs_of(name)
+    built_hash = scenario_hash(paths.SCENARIOS / name)
+    for folder, r in recs.items():
+        missing = sorted(RECORD_KEYS - set(r))
+        assert not missing, f"{folder}/record.json lacks {missing}"
+        assert isinstance(r["config_hash"], str) and r["config_hash"], f"{folder}: empty config_hash"
+        assert r["config_hash"] == config_hash(r["config"]), f"{folder}: config_hash does not match its config"
+        spec = load_spec(r["model"])
+        assert r["display_name"] == spec.display_name and r["class"] == spec.cls and r["family"] == spec.family
+        assert r["setting"] == PARAMS.setting, f"{folder}: run in setting {r['setting']!r}, params say {PARAMS.setting!r}"
+        assert r["scenario"] == name and r["scenario_hash"] == built_hash, f"{folder}: ran on another build of {name}"
+        assert r["n_folds"] == PARAMS.protocol.k and r["seeds_setting"] == list(PARAMS.protocol.seeds)
+        assert r["min_support"] == PARAMS.scenario(name).min_support
+        assert r["external"] is False
+        assert r["semi_synthetic"] == bool(t["meta"]["semi_synthetic"])
+
+
+def check_users(name: str, folds: pd.DataFrame, recs: dict[Path, dict]) -> int:
+    """Per record: scored users == the fold's test users minus the dropped; return records checked."""
+    tested = {}
+    for folder, r in recs.items():
+        f = folds[(folds.seed == r["seed"]) & (folds.fold == r["fold"])]
+        where = f"{folder} (seed {r['seed']}, fold {r['fold']})"
+        assert len(f), f"{where}: no such fold in data/scenarios/{name}/folds.parquet"
+        test_users = set(f[f.role == "test"].user)
+        others = set(f[f.role != "test"].user)
+        per_user = pd.read_parquet(folder / "per_user.parquet", columns=["user"]).user
+        users = set(per_user)
+        assert per_user.is_unique, f"{where}: a user scored twice"
+        assert not users & others, f"{where}: scores valid/train users of that fold, e.g. {sorted(users & others)[:3]}"
+        assert users <= test_users, f"{where}: scores users that are not test users of that fold"
+        assert len(users) == r["n_test_users"] == len(test_users) - r["n_dropped_test"]
+        topk = set(pd.read_parquet(folder / "topk.parquet", columns=["user"]).user)
+        assert topk <= users, f"{where}: ranked lists of users without metrics"
+        for u in users:  # each user is scored in one fold per (model, seed): their test fold
+            key = (r["model"], r["seed"], u)
+            assert key not in tested, f"{where}: user {u} also scored in fold {tested.get(key)}"
+            tested[key] = r["fold"]
+    return len(recs)
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_run_records_score_each_user_only_in_their_test_fold(name):
+    t = load_built(name)
+    recs = runs_of(name)
+    assert check_users(name, t["folds"], recs) == len(recs) > 0
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_scored_submissions_score_only_test_users(name):
+    """Scored submissions (results/external, when present) obey the same per-user rule."""
+    recs = records_of(paths.EXTERNAL, name)
+    folds = load_built(name)["folds"]
+    check_users(name, folds, recs)
+    for folder, r in recs.items():
+        assert r["external"] is True and r["model"].startswith("external-"), folder
+        assert r["scenario_hash"] == scenario_hash(paths.SCENARIOS / name), f"{folder}: scored on another build"

@@ -1,0 +1,142 @@
+"""Checks on the built scenarios under data/scenarios and their dataset cards (marker ``built``).
+
+Run with ``pytest -m built`` after ``dvc repro``; the default run deselects them. Every
+scenario listed in params.yaml is checked, and a missing output is a failure, not a skip:
+these guard the protocol on the actual data. No valid/test user's target rows reach any
+training input of any fold, every fold's catalog comes from its training users only,
+roles are disjoint, every evaluable user is tested exactly once per seed, test users have
+something to be evaluated on, and the cards describe the tables (SEMI-SYNTHETIC banner
+for the linked scenarios).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark.config import paths
+from benchmark.config.params import load_params
+from benchmark.scenarios.protocol import load_fold
+from benchmark.scenarios.schema import ROLES, TARGET
+from conftest import load_built
+
+pytestmark = pytest.mark.built
+
+PARAMS = load_params(paths.PARAMS)
+SCENARIOS = list(PARAMS.scenarios)
+TIME_CUT = [n for n, s in PARAMS.scenarios.items() if getattr(s, "time_cut", False)]
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_meta_is_built_from_the_current_params(name):
+    t = load_built(name)
+    spec, meta = PARAMS.scenario(name), t["meta"]
+    assert meta["name"] == name and meta["target_domain"] == TARGET
+    assert meta["params"] == json.loads(json.dumps({**spec.model_dump(), "protocol": PARAMS.protocol.model_dump()})), \
+        f"{name}: built from other params than params.yaml; rerun `dvc repro`"
+    assert bool(meta["semi_synthetic"]) == (spec.builder == "linked")
+    assert TARGET not in meta["source_domains"]
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_roles_disjoint_and_each_user_tested_once(name):
+    t = load_built(name)
+    folds, users = t["folds"], t["users"]
+    evaluable = set(users.loc[users["evaluable"], "user"])
+    assert evaluable, f"{name}: no evaluable user"
+    assert set(folds["user"]) == evaluable, f"{name}: folds must cover exactly the evaluable users"
+    assert set(folds["role"]) <= set(ROLES)
+    expected = set(itertools.product(PARAMS.protocol.seeds, range(PARAMS.protocol.k)))
+    assert set(map(tuple, folds[["seed", "fold"]].drop_duplicates().to_numpy().tolist())) == expected
+    for (seed, fold), g in folds.groupby(["seed", "fold"]):
+        assert g["user"].is_unique, f"{name} s{seed} f{fold}: a user has two roles"
+        assert set(g["user"]) == evaluable
+    for seed, g in folds.groupby("seed"):
+        tested = g.loc[g["role"] == "test", "user"]
+        assert tested.is_unique and set(tested) == evaluable, f"{name} seed {seed}: not every evaluable user tested exactly once"
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_evaluable_users_have_source_and_target(name):
+    t = load_built(name)
+    inter, users = t["interactions"], t["users"]
+    ev = set(users.loc[users["evaluable"], "user"])
+    pos_users = set(inter.loc[(inter["domain"] == TARGET) & inter["positive"], "user"])
+    src_users = set(inter.loc[inter["domain"].isin(t["meta"]["source_domains"]), "user"])
+    assert ev <= pos_users, f"{name}: an evaluable user has no target positive"
+    assert ev <= src_users, f"{name}: an evaluable user has no source history"
+    assert (inter["item"].str.split(":").str[0] == inter["domain"]).all()
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_no_target_leakage_in_any_fold(name):
+    """Per fold: held-out users' target rows are empty, and the catalog is the training users'."""
+    folder, t = paths.SCENARIOS / name, load_built(name)
+    min_support = PARAMS.scenario(name).min_support
+    inter, folds = t["interactions"], t["folds"]
+    tgt = inter[(inter["domain"] == TARGET) & inter["positive"]]
+    for (seed, fold), g in folds.groupby(["seed", "fold"]):
+        view, truth = load_fold(folder, int(seed), int(fold), min_support, tables=t)
+        where = f"{name} s{seed} f{fold}"
+        held = g.loc[g["role"].isin(["valid", "test"]), "user"]
+        rows = view.users.get_indexer(held)
+        assert (rows >= 0).all()
+        assert view.target_train[rows].nnz == 0, f"{where}: held-out users have target rows in training"
+        train_rows = np.setdiff1d(np.arange(view.n_users), rows)
+        assert set(view.train_users) == set(train_rows)
+        assert not set(view.valid_users) & set(view.test_users)
+        assert not set(view.train_users) & (set(view.valid_users) | set(view.test_users))
+        # The catalog, recomputed from the training users' positives only (users outside the
+        # folds table are training users in every fold), with the scenario's support rule.
+        held_set = set(held)
+        support = tgt[~tgt["user"].isin(held_set)].groupby("item")["user"].nunique()
+        assert set(view.catalog) == set(support[support >= min_support].index), f"{where}: catalog not from training users"
+        # popularity counts training users only, and equals that support
+        np.testing.assert_array_equal(view.popularity(), support.reindex(view.catalog).to_numpy(dtype=float))
+        # no target item among the source inputs
+        for d, items in view.source_items.items():
+            assert pd.Series(items).str.startswith(f"{d}:").all(), f"{where}: non-{d} items in the {d} input"
+        # every evaluated test user has >= 1 positive in the truth, and the drop count adds up
+        assert (np.diff(truth.test.indptr) > 0).all()
+        assert len(view.test_users) + truth.dropped["test"] == int((g["role"] == "test").sum())
+        assert len(view.valid_users) + truth.dropped["valid"] == int((g["role"] == "valid").sum())
+
+
+@pytest.mark.parametrize("name", TIME_CUT)
+def test_time_cut_holds(name):
+    t = load_built(name)
+    inter, users = t["interactions"], t["users"]
+    ev = set(users.loc[users["evaluable"], "user"])
+    first_book = inter[inter["domain"] == TARGET].groupby("user")["timestamp"].min()
+    music = PARAMS.scenario(name).music_domain
+    m = inter[(inter["domain"] == music) & inter["user"].isin(ev)]
+    assert len(m) > 0
+    assert (m["timestamp"].to_numpy() < m["user"].map(first_book).to_numpy()).all()
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_card_matches_tables(name):
+    folder, t = paths.SCENARIOS / name, load_built(name)
+    card_dir = paths.DATASET_CARDS / name
+    for f in ("card.json", "CARD.md"):
+        assert (card_dir / f).exists(), f"dataset card {card_dir / f} absent; run `dvc repro` (stage scenario)"
+    card = json.loads((card_dir / "card.json").read_text())
+    md = (card_dir / "CARD.md").read_text()
+    assert card["name"] == name
+    assert card["evaluable_users"] == int(t["users"]["evaluable"].sum())
+    assert card["users_total"] == len(t["users"])
+    for dom, g in t["interactions"].groupby("domain"):
+        assert card["domains"][dom]["interactions"] == len(g)
+    semi = PARAMS.scenario(name).builder == "linked"
+    assert card["semi_synthetic"] == semi == bool(t["meta"]["semi_synthetic"])
+    if semi:
+        assert md.startswith("**SEMI-SYNTHETIC"), f"{card_dir / 'CARD.md'} lacks the SEMI-SYNTHETIC banner"
+        assert card["banner"] and card["banner"] in md
+        lk = pd.read_parquet(folder / "linkage.parquet")
+        assert set(lk["user"]) == set(t["users"]["user"])
+    else:
+        assert "SEMI-SYNTHETIC" not in md and not card["banner"]

@@ -1,0 +1,90 @@
+"""params.yaml goes through one typed schema: typos and bad values are one-line errors.
+
+Each case edits the committed params.yaml by one token, the way a user would mistype
+it, and expects a ParamsError naming the key; the CLI turns the same error into one
+line on stderr and exit code 1 (never a traceback, never a silently different run).
+"""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from benchmark.cli import app
+from benchmark.config import paths
+from benchmark.config.params import ParamsError, load_params
+
+BASE = paths.PARAMS.read_text()
+OVERLAY = (paths.ROOT / "params-full.yaml").read_text()
+
+
+def _write(tmp_path, text: str, overlay: str | None = OVERLAY):
+    (tmp_path / "params.yaml").write_text(text)
+    if overlay is not None:
+        (tmp_path / "params-full.yaml").write_text(overlay)
+    return tmp_path / "params.yaml"
+
+
+def test_committed_params_are_valid():
+    p = load_params()
+    assert p.setting == "ci" and p.protocol.k >= 2 and p.scenarios
+    assert set(p.protocol.model_dump()) == {"k", "seeds", "valid_share"}  # report params stay out of the scenario hash
+
+
+@pytest.mark.parametrize(
+    "old, new, where",
+    [
+        ("time_cut: true", "timecut: true", "scenarios.ciao-m2b.timecut: unknown key"),
+        ("protocol:\n", "protocl:\n", "protocl: unknown key"),
+        ("  k: 3 ", "  k: three ", "protocol.k:"),
+        ("seeds: [0]", "seeds: 0", "protocol.seeds:"),
+        ("valid_share: 0.1", "valid_share: 1.5", "protocol.valid_share:"),
+        ("rho: 1.0", "rho: 2.0", "scenarios.mpa-linked-rho1.rho:"),
+        ("n_trials: 2", "n_trials: -1", "tuning.n_trials:"),
+        ("metric: NDCG@10", "metric: NDCG@7", "evaluation.ks"),
+        ("builder: real", "builder: reel", "scenarios.douban-m2b"),
+        ("bootstrap: 1000", "bootstrap: lots", "report.bootstrap:"),
+    ],
+)
+def test_one_line_error_names_the_key(tmp_path, old, new, where):
+    assert old in BASE, f"the committed params.yaml no longer contains {old!r}"
+    path = _write(tmp_path, BASE.replace(old, new, 1))
+    with pytest.raises(ParamsError) as e:
+        load_params(path)
+    msg = str(e.value)
+    assert where in msg and "\n" not in msg, msg
+
+
+@pytest.mark.parametrize("text", ["", "- a\n- b\n", "protocol: [unclosed\n"])
+def test_empty_or_malformed_file(tmp_path, text):
+    with pytest.raises(ParamsError, match="params.yaml"):
+        load_params(_write(tmp_path, text))
+
+
+def test_full_setting_is_the_overlay(tmp_path):
+    ci = load_params()
+    full = load_params(_write(tmp_path, BASE.replace("setting: ci", "setting: full", 1)))
+    assert (full.protocol.k, full.protocol.seeds, full.tuning.n_trials, full.tuning.tune_folds) == (5, [0, 1, 2], 8, None)
+    # everything the overlay does not name is the base file's
+    assert full.scenarios == ci.scenarios and full.evaluation == ci.evaluation and full.protocol.valid_share == ci.protocol.valid_share
+
+
+def test_overlay_typo_is_an_error(tmp_path):
+    path = _write(tmp_path, BASE.replace("setting: ci", "setting: full", 1), OVERLAY.replace("tuning:", "tunning:"))
+    with pytest.raises(ParamsError, match="params-full.yaml: tunning: unknown key"):
+        load_params(path)
+
+
+def test_cli_prints_one_line_and_exits_1(tmp_path):
+    path = _write(tmp_path, BASE.replace("time_cut: true", "timecut: true", 1))
+    res = CliRunner().invoke(app, ["scenario", "ciao-m2b", "--params", str(path)])
+    assert res.exit_code == 1
+    lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
+    assert lines == ["error: params.yaml: scenarios.ciao-m2b.timecut: unknown key"], res.output
+
+
+def test_cli_unknown_scenario_and_model(tmp_path):
+    res = CliRunner().invoke(app, ["embed", "nosuch", "--params", str(paths.PARAMS)])
+    assert res.exit_code == 1 and "unknown scenario 'nosuch'" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(app, ["tune", "douban-m2b", "-m", "nosuchmodel", "--params", str(paths.PARAMS)])
+    assert res.exit_code == 1 and "no model spec" in res.output and "Traceback" not in res.output
