@@ -3,13 +3,13 @@
 Every command reads ``params.yaml`` (or ``--params``) through the typed schema of
 :mod:`benchmark.config.params` and writes to the fixed paths of
 :mod:`benchmark.config.paths`, so DVC can track outputs. Bad input (a params typo, an
-unknown scenario, source or model key) is a one-line error and exit code 1, never a
-traceback. Heavy imports happen inside the commands, so ``cdrbench --help`` is instant.
+unknown scenario, source or model key, a raw file that fails its checks, a missing
+input) is a one-line error and exit code 1, never a traceback (``--debug`` shows it).
+Heavy imports happen inside the commands, so ``cdrbench --help`` is instant.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -18,18 +18,58 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
 
 # ray 2.6 imports pkg_resources at import time; the deprecation notice is not ours to fix
 # and would otherwise print on every run stage.
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
 from benchmark.config import paths
-from benchmark.config.params import Params, ParamsError, load_params
-from benchmark.config.specs import SpecError
+from benchmark.config.params import Params, load_params
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+# Input mistakes: (module, class) pairs, checked only once their module is loaded (an
+# error of a module that was never imported cannot have happened), so --help stays fast.
+INPUT_ERRORS = (
+    ("benchmark.config.params", "ParamsError"),
+    ("benchmark.config.specs", "SpecError"),
+    ("benchmark.data.fetch", "FetchError"),
+    ("benchmark.data.loaders.common", "LoaderError"),
+    ("benchmark.scenarios.schema", "SchemaError"),
+    ("benchmark.features.embed", "EmbedModelError"),
+    ("benchmark.submission.validate", "SubmissionError"),
+)
+
+
+def is_input_error(exc: BaseException) -> bool:
+    """A mistake in what the user gave (params, names, files), not a bug of ours."""
+    if isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError)):
+        return True
+    known = tuple(getattr(sys.modules[m], c) for m, c in INPUT_ERRORS if m in sys.modules)
+    return isinstance(exc, known)
+
+
+class _OneLineErrors(TyperGroup):
+    """Every command's input errors become ``error: <one line>`` and exit code 1, in one
+    place so no command (present or future) can let a traceback reach a user;
+    ``cdrbench --debug <command>`` re-raises instead."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if ctx.params.get("debug") or not is_input_error(exc):
+                raise
+            _fail(" ".join(str(exc).split()) or type(exc).__name__)
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, cls=_OneLineErrors)
 
 ParamsOpt = typer.Option(paths.PARAMS, "--params", help="Params file (its `setting: full` overlays params-full.yaml).")
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error instead of one line.")) -> None:
+    """Global options (read by :class:`_OneLineErrors`)."""
 
 
 def _fail(msg: str) -> None:
@@ -37,30 +77,23 @@ def _fail(msg: str) -> None:
     raise typer.Exit(1)
 
 
-@contextlib.contextmanager
-def _one_line_errors():
-    """Input errors of ours become ``error: <one line>`` and exit 1."""
-    try:
-        yield
-    except (ParamsError, SpecError) as e:
-        _fail(str(e))
-
-
 def _params(path: Path) -> Params:
-    with _one_line_errors():
-        return load_params(Path(path))
+    return load_params(Path(path))
 
 
-def _scenario(params: Params, name: str):
-    with _one_line_errors():
-        return params.scenario(name)
-
-
-def _stage_params(path: Path, name: str) -> Params:
-    """The params of a per-scenario stage, after checking the scenario exists."""
+def _stage_params(path: Path, name: str, built: bool = True) -> Params:
+    """The params of a stage that reads a built scenario, after checking the scenario
+    exists in params and (``built``) has been built."""
     params = _params(path)
-    _scenario(params, name)
+    params.scenario(name)
+    if built:
+        _require_built(name)
     return params
+
+
+def _require_built(name: str) -> None:
+    if not (paths.SCENARIOS / name / "meta.json").is_file():
+        _fail(f"scenario {name!r} is not built ({paths.SCENARIOS / name} has no meta.json): run `cdrbench scenario {name}` first")
 
 
 def _echo(info: dict) -> None:
@@ -75,31 +108,29 @@ def fetch(
     params_path: Path = ParamsOpt,
 ) -> None:
     """Download (or copy from the mirror) one source's raw files and verify their sha256."""
-    from benchmark.data.fetch import FetchError, fetch_source, sources_table
+    from benchmark.data.fetch import fetch_source, sources_table
 
     params = _params(params_path)
     mirror_dir = Path(os.environ.get("CDRBENCH_DATA_MIRROR") or mirror or params.fetch.mirror)
     if not mirror_dir.is_absolute():
         mirror_dir = (paths.ROOT / mirror_dir).resolve()
-    ids = sorted(sources_table()["source"].unique()) if source == "all" else [source]
-    for sid in ids:
-        try:
-            files = fetch_source(sid, paths.RAW, mirror=mirror_dir, allow_network=not offline and not os.environ.get("CDRBENCH_OFFLINE"))
-        except FetchError as e:
-            _fail(str(e))
+    ids = sorted(sources_table(paths.SOURCES_TSV)["source"].unique()) if source == "all" else [source]
+    for sid in ids:  # CDRBENCH_OFFLINE is read (and checked) by fetch_source
+        files = fetch_source(sid, paths.RAW, mirror=mirror_dir, sources_tsv=paths.SOURCES_TSV, allow_network=not offline)
         typer.echo(f"{sid}: {len(files)} file(s) verified")
 
 
 @app.command()
-def prepare(source: str = typer.Argument(..., help="Source id.")) -> None:
-    """Parse one source into canonical parquet tables with a malformed-row report."""
-    from benchmark.data.loaders.common import LoaderError
+def prepare(source: str = typer.Argument(..., help="Source id."), params_path: Path = ParamsOpt) -> None:
+    """Parse one source into canonical parquet tables with a malformed-row report.
+
+    The raw files are checked against datasets/sources.tsv first; a file the loader
+    cannot read (or keeps less than prepare.min_kept_share of) is refused and the
+    previous output is left as it was."""
     from benchmark.data.prepare import prepare_source
 
-    try:
-        report = prepare_source(source, paths.RAW, paths.PREPARED)
-    except LoaderError as e:
-        _fail(str(e))
+    params = _params(params_path)
+    report = prepare_source(source, paths.RAW, paths.PREPARED, sources_tsv=paths.SOURCES_TSV, min_kept_share=params.prepare.min_kept_share)
     typer.echo(json.dumps(report, indent=1, sort_keys=True, default=str)[:2000])
 
 
@@ -109,7 +140,7 @@ def scenario(name: str = typer.Argument(..., help="Scenario name from params.yam
     from benchmark.scenarios import build_scenario
 
     params = _params(params_path)
-    summary = build_scenario(name, _scenario(params, name), params.protocol)
+    summary = build_scenario(name, params.scenario(name), params.protocol, paths.PREPARED, paths.SCENARIOS, paths.DATASET_CARDS)
     typer.echo(json.dumps(summary, indent=1, sort_keys=True, default=str)[:3000])
 
 
@@ -128,7 +159,7 @@ def pretrain(name: str = typer.Argument(..., help="Scenario name."), params_path
     from benchmark.features.pretrain import pretrain_scenario
 
     p = _stage_params(params_path, name).pretrain
-    _echo(pretrain_scenario(paths.SCENARIOS / name, paths.PRETRAIN / name, p.dim, p.seed))
+    _echo(pretrain_scenario(paths.SCENARIOS / name, paths.PRETRAIN / name, p.dim, p.seed, paths.PREPARED))
 
 
 @app.command()
@@ -139,11 +170,14 @@ def run(
     params_path: Path = ParamsOpt,
 ) -> None:
     """Tune (Ray Tune), fit and evaluate every model on every fold; write run records."""
+    from benchmark.experiment.registry import checked_spec
     from benchmark.experiment.runner import run_scenario
 
-    params = _stage_params(params_path, name)
-    with _one_line_errors():
-        records = run_scenario(name, params, address=address or params.tuning.address, only=model)
+    params = _stage_params(params_path, name, built=False)
+    for key in model or []:
+        checked_spec(key)
+    _require_built(name)
+    records = run_scenario(name, params, address=address or params.tuning.address, only=model)
     typer.echo(f"{name}: {len(records)} run records written under {paths.RUNS / name}")
 
 
@@ -161,10 +195,12 @@ def tune(
     from benchmark.features.vectors import attach_features
     from benchmark.scenarios.protocol import load_fold
 
-    params = _params(params_path)
-    spec_p = _scenario(params, name)
-    with _one_line_errors():
-        spec = checked_spec(model)
+    params = _stage_params(params_path, name, built=False)
+    spec_p = params.scenario(name)
+    spec = checked_spec(model)
+    if seed not in params.protocol.seeds or not 0 <= fold < params.protocol.k:
+        _fail(f"no fold (seed={seed}, fold={fold}): params protocol has seeds {list(params.protocol.seeds)} and folds 0-{params.protocol.k - 1}")
+    _require_built(name)
     t = params.tuning
     view, truth = load_fold(paths.SCENARIOS / name, seed, fold, spec_p.min_support)
     attach_features(view, paths.PRETRAIN / name, paths.EMBED / name)
@@ -177,20 +213,16 @@ def report(params_path: Path = ParamsOpt) -> None:
     """Regenerate leaderboards, tables, figures and results/README.md from run records."""
     from benchmark.report import build_report
 
-    with _one_line_errors():
-        written = build_report(paths.RUNS, paths.RESULTS, _params(params_path), external_root=paths.EXTERNAL)
+    written = build_report(paths.RUNS, paths.RESULTS, _params(params_path), external_root=paths.EXTERNAL)
     typer.echo(f"report: {sum(len(v) if isinstance(v, list) else 1 for v in written.values())} files written")
 
 
 @app.command()
 def submit(folder: Path = typer.Argument(..., help="Submission folder (metadata.yaml + predictions)."), params_path: Path = ParamsOpt) -> None:
     """Validate an external submission and, if valid, score it into results/external/ (then run `cdrbench report`)."""
-    from benchmark.submission.score import SubmissionError, submit as do_submit
+    from benchmark.submission.score import submit as do_submit
 
-    try:
-        res = do_submit(folder, runs_root=paths.EXTERNAL, params=_params(params_path))
-    except SubmissionError as e:
-        _fail(str(e))
+    res = do_submit(folder, runs_root=paths.EXTERNAL, params=_params(params_path))
     typer.echo(json.dumps(res, sort_keys=True, default=str))
 
 
@@ -200,10 +232,9 @@ def models() -> None:
     from benchmark.config.specs import discover
     from benchmark.experiment.registry import checked_spec
 
-    with _one_line_errors():
-        for key in discover():
-            s = checked_spec(key)
-            typer.echo(f"{s.key:26s} {s.display_name:28s} {s.family:10s} {s.cls}")
+    for key in discover():
+        s = checked_spec(key)
+        typer.echo(f"{s.key:26s} {s.display_name:28s} {s.family:10s} {s.cls}")
 
 
 def main() -> None:  # pragma: no cover

@@ -12,6 +12,7 @@ import pytest
 from benchmark.data.loaders import LoaderError
 from benchmark.data.loaders import public_full as pf
 
+DIRTY = 0.25  # the fixtures hold one row per drop reason beside a few good rows
 MB1 = "f59c5520-5f46-4d2c-b2c4-822eabf53419"
 MB2 = "a74b1b7f-71a5-4011-9441-d0b5e4122711"
 
@@ -56,7 +57,7 @@ def test_lastfm_360k_sums_spelling_variants(tmp_path):
         "\t\tnobody\t5",
     ]
     (tmp_path / "360k.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    res = pf.load_lastfm_360k(tmp_path / "360k.tsv")
+    res = pf.load_lastfm_360k(tmp_path / "360k.tsv", min_kept_share=DIRTY)
     rep = res.files["360k.tsv"]
     rep.check("360k")
     assert rep.dropped == {"duplicate": 1, "out_of_range": 1, "not_a_number": 1, "missing_value": 1}
@@ -85,7 +86,7 @@ def test_kaggle_podcast_reviews(tmp_path):
         ],
         extra_lines=[b"{not json\n"],
     )
-    res = pf.load_kaggle_podcast_reviews(tmp_path)
+    res = pf.load_kaggle_podcast_reviews(tmp_path, min_kept_share=DIRTY)
     for name, rep in res.files.items():
         rep.check(name)
     assert res.files["reviews.json"].dropped == {"bad_json": 1, "out_of_range": 1, "unknown_id": 1, "duplicate": 1}
@@ -98,17 +99,66 @@ def test_kaggle_podcast_reviews(tmp_path):
     assert it.loc["111", "tags"] == "arts|arts-books" and it.loc["b2", "title"] == "Beta"
 
 
-def test_goodreads_interactions_csv_with_id_map(tmp_path):
-    (tmp_path / "goodreads_interactions.csv").write_text(
-        "user_id,book_id,is_read,rating,is_reviewed\n0,948,1,5,0\n0,947,1,0,0\n0,948,1,4,0\n1,946,0,7,0\n1,999,1,3,0\n2,946,1\n"
-    )
+GR_HEADER = "user_id,book_id,is_read,rating,is_reviewed\n"
+GR_ROWS = (
+    "0,948,1,5,1\n"  # read, rated 5, reviewed: positive
+    "0,947,1,0,0\n"  # read, not rated: positive by default
+    "0,946,0,0,0\n"  # shelved, not read: never positive
+    "1,948,1,2,0\n"  # read, rated 2: not positive
+    "1,946,0,4,0\n"  # rating 4 but not read: never positive
+    "0,948,1,4,0\n"  # repeated (user, book): duplicate
+    "1,947,1,7,0\n"  # rating 7: out of range
+    "2,999,1,3,0\n"  # book id absent from the map: unknown_id
+    "2,946,1\n"  # three columns: wrong_column_count
+    "2,947,2,3,0\n"  # is_read 2: out of range
+)
+
+
+def _goodreads(tmp_path, text: str, **kw):
+    (tmp_path / "goodreads_interactions.csv").write_text(text)
     (tmp_path / "book_id_map.csv").write_text("book_id_csv,book_id\n948,5000\n947,5001\n946,5002\n")
-    res = pf.load_goodreads_interactions(tmp_path / "goodreads_interactions.csv", book_id_map=tmp_path / "book_id_map.csv")
+    return pf.load_goodreads_interactions(tmp_path / "goodreads_interactions.csv", book_id_map=tmp_path / "book_id_map.csv", min_kept_share=DIRTY, **kw)
+
+
+def test_goodreads_keeps_is_read_rating_and_is_reviewed(tmp_path):
+    res = _goodreads(tmp_path, GR_HEADER + GR_ROWS)
     rep = res.files["goodreads_interactions.csv"]
     rep.check("gr")
-    assert rep.dropped == {"wrong_column_count": 1, "out_of_range": 1, "unknown_id": 1, "duplicate": 1}
-    assert res.interactions.set_index(["user", "item"])["value"].to_dict() == {("0", "5000"): 5.0, ("0", "5001"): 0.0}
-    assert rep.flags["rating_0_shelved_kept"] == 1
+    assert rep.rows_read == 10
+    assert rep.dropped == {"wrong_column_count": 1, "out_of_range": 2, "unknown_id": 1, "duplicate": 1}
+    sh = res.extra["shelves"].set_index(["user", "item"])
+    assert sh[["is_read", "rating", "is_reviewed", "positive"]].to_dict("index") == {
+        ("0", "5000"): {"is_read": True, "rating": 5.0, "is_reviewed": True, "positive": True},
+        ("0", "5001"): {"is_read": True, "rating": 0.0, "is_reviewed": False, "positive": True},
+        ("0", "5002"): {"is_read": False, "rating": 0.0, "is_reviewed": False, "positive": False},
+        ("1", "5000"): {"is_read": True, "rating": 2.0, "is_reviewed": False, "positive": False},
+        ("1", "5002"): {"is_read": False, "rating": 4.0, "is_reviewed": False, "positive": False},
+    }
+    # shelved-not-read and read-not-rated share value 0 in the canonical table, not in shelves
+    assert res.interactions.set_index(["user", "item"])["value"].to_dict() == {k: v["rating"] for k, v in sh.to_dict("index").items()}
+    assert list(res.extra["shelves"][["user", "item"]].itertuples(index=False, name=None)) == list(res.interactions[["user", "item"]].itertuples(index=False, name=None))
+    assert (rep.flags["shelved_not_read"], rep.flags["read_not_rated"], rep.flags["positive"]) == (2, 1, 2)
+    assert any("positive = is_read and (rating >= 4 or rating == 0)" in n for n in res.notes)
+
+
+def test_goodreads_positive_rule_is_an_argument(tmp_path):
+    res = _goodreads(tmp_path, GR_HEADER + GR_ROWS, positive_min_rating=5, read_unrated_positive=False)
+    pos = res.extra["shelves"].set_index(["user", "item"])["positive"]
+    assert sorted(pos[pos].index) == [("0", "5000")]
+
+
+def test_goodreads_headerless_file_keeps_its_first_row(tmp_path):
+    with_header = _goodreads(tmp_path, GR_HEADER + GR_ROWS)
+    headerless = _goodreads(tmp_path, GR_ROWS)
+    assert headerless.files["goodreads_interactions.csv"].to_dict() == with_header.files["goodreads_interactions.csv"].to_dict()
+    assert headerless.extra["shelves"].equals(with_header.extra["shelves"])
+
+
+def test_goodreads_swapped_header_is_refused(tmp_path):
+    with pytest.raises(LoaderError) as e:
+        _goodreads(tmp_path, "book_id,user_id,is_read,rating,is_reviewed\n" + GR_ROWS)
+    msg = str(e.value)
+    assert "\n" not in msg and "goodreads_interactions.csv: header ['book_id', 'user_id'" in msg and "['user_id', 'book_id'," in msg
 
 
 def test_goodreads_interactions_json_gz_dates(tmp_path):

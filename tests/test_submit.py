@@ -18,6 +18,7 @@ from benchmark.evaluation.records import collect_runs
 from benchmark.models.popularity import Popularity
 from benchmark.scenarios.protocol import load_fold
 from benchmark.scenarios.schema import scenario_hash
+from benchmark.submission import reading
 from benchmark.submission import score as sub
 from benchmark.submission import validate as checks
 from conftest import make_params, planted_scenario, write_scenario
@@ -111,15 +112,26 @@ def test_accepts_and_scores_from_lists(tmp_path, scenario_root, good_predictions
             np.testing.assert_allclose(got[c].to_numpy(), ref[c].to_numpy(), equal_nan=True)
 
 
-def test_resubmission_replaces_previous_entry(tmp_path, scenario_root, good_predictions):
+def test_resubmission_replaces_own_entry_only_when_explicit(tmp_path, scenario_root, good_predictions):
     runs = tmp_path / "runs"
     folder = make_submission(tmp_path / "subm", scenario_root, good_predictions)
-    sub.submit(folder, scenario_root, runs, PARAMS)
+    assert sub.submit(folder, scenario_root, runs, PARAMS)["replaced"] is False
+    first = collect_runs(runs, "tiny-planted")[1]["NDCG@10"].mean()
     worse = good_predictions.copy()
     worse["rank"] = worse.groupby(["seed", "fold", "user"])["rank"].transform(lambda r: r.max() + 1 - r)
-    sub.submit(make_submission(tmp_path / "subm2", scenario_root, worse), scenario_root, runs, PARAMS)
+    entry = runs / "tiny-planted" / "external-my-pop-model"
+    before = tree_hashes(entry)
+    again = make_submission(tmp_path / "subm2", scenario_root, worse, authors=["a.  AUTHOR"])  # same authors, normalised
+    one(rejected(tmp_path, scenario_root, again), "already exists", "same authors", "replaces: external-my-pop-model")
+    assert tree_hashes(entry) == before
+    wrong = make_submission(tmp_path / "subm3", scenario_root, worse, replaces="external-someone-else")
+    one(rejected(tmp_path, scenario_root, wrong), "'replaces: external-someone-else'", "can only replace itself")
+    res = sub.submit(make_submission(tmp_path / "subm4", scenario_root, worse, replaces="external-my-pop-model"),
+                     scenario_root, runs, PARAMS)
+    assert res["replaced"] is True and tree_hashes(entry) != before
     records, per_user = collect_runs(runs, "tiny-planted")
     assert len(records) == 5 and not list((runs / "tiny-planted").glob(".*"))
+    assert per_user["NDCG@10"].mean() < first  # the reversed lists replaced the first ones
 
 
 def test_missing_files(tmp_path, scenario_root):
@@ -164,7 +176,7 @@ def test_schema_columns_and_types(tmp_path, scenario_root, good_predictions):
 
 
 def test_too_large(tmp_path, scenario_root, good_predictions, monkeypatch):
-    monkeypatch.setattr(checks, "MAX_BYTES", 1000)
+    monkeypatch.setattr(reading, "MAX_BYTES", 1000)
     one(rejected(tmp_path, scenario_root, make_submission(tmp_path / "s", scenario_root, good_predictions)), "exceeds")
 
 

@@ -42,6 +42,18 @@ class FetchParams(_Strict):
     mirror: str = "../shared/data"
 
 
+class PrepareParams(_Strict):
+    """How much of a raw file a loader must keep before its table is trusted.
+
+    A file the loader misreads (a changed delimiter, an extra column, another
+    encoding) loses most of its rows to row-level drop reasons; refusing it below this
+    share keeps an empty or partial table from replacing good prepared output.
+    Duplicates and rows of unused categories are not losses (the source's content).
+    """
+
+    min_kept_share: float = Field(default=0.5, gt=0, le=1)
+
+
 class ProtocolParams(_Strict):
     """Fold parameters: they define a scenario (and sit in its hash)."""
 
@@ -118,6 +130,7 @@ class Params(_Strict):
     setting: Literal["ci", "full"] = "ci"
     sources: list[str] = Field(min_length=1)
     fetch: FetchParams = FetchParams()
+    prepare: PrepareParams = PrepareParams()
     protocol: ProtocolParams
     evaluation: EvaluationParams = EvaluationParams()
     report: ReportParams = ReportParams()

@@ -10,7 +10,9 @@ reproducible only if the bytes are exactly those. For each file this module:
    layout (param ``fetch.mirror``; the env var ``CDRBENCH_DATA_MIRROR`` overrides it);
 
 and verifies the checksum before an atomic rename, so the destination never holds a
-partial or unverified file. A mismatch is a hard error naming the file.
+partial or unverified file. A mismatch is a hard error naming the file. The prepare
+stage re-checks the same table (:func:`verify_source`) before it parses anything, since
+files under ``data/raw`` can change after fetch (an edit, a truncated copy).
 
 The two ``apple-podcast-reviews`` files are CSV conversions of upstream pandas pickles:
 their URL serves the pickle (``upstream_sha256``). Unpickling downloaded data can
@@ -78,8 +80,22 @@ def _mirror_raw(mirror: Path | str | None) -> Path | None:
     return root
 
 
+_OFFLINE_VALUES = {"1": True, "true": True, "yes": True, "on": True, "": False, "0": False, "false": False, "no": False, "off": False}
+
+
+def offline_from_env() -> bool:
+    """``CDRBENCH_OFFLINE``: 1/true/yes/on skip the download, empty/0/false/no/off do
+    not (any case); anything else is an error rather than a guess."""
+    raw = os.environ.get(ENV_OFFLINE, "")
+    try:
+        return _OFFLINE_VALUES[raw.strip().lower()]
+    except KeyError:
+        raise FetchError(f"{ENV_OFFLINE}={raw!r}: expected 1/true/yes/on (offline) or 0/false/no/off or empty (online)") from None
+
+
 def _network_allowed(allow_network: bool) -> bool:
-    return allow_network and os.environ.get(ENV_OFFLINE, "").strip().lower() not in ("1", "true", "yes")
+    offline = offline_from_env()  # checked even when the caller disables the network: a typo is never silent
+    return allow_network and not offline
 
 
 def _download(url: str, tmp: Path, name: str, expected_bytes: int | None) -> None:
@@ -98,6 +114,8 @@ def _fetch_one(row: pd.Series, dest: Path, mirror_raw: Path | None, network_stat
     name = dest.name
     expected = row["sha256"].strip().lower()
     upstream = (row.get("upstream_sha256") or "").strip().lower()
+    if dest.is_dir():
+        raise FetchError(f"{row['file']}: {dest} is a directory where the raw file should be; remove it and fetch again")
     if dest.exists():
         if sha256_of(dest) == expected:
             return dest
@@ -174,6 +192,38 @@ def fetch_source(
     return out
 
 
+def _verified(row: pd.Series, dest_root: Path, missing_ok: bool) -> str | None:
+    """sha256 of the fetched copy of ``row``'s file, checked against the table; None when
+    the file is absent and ``missing_ok``. Messages give 12-character prefixes."""
+    dest = Path(dest_root) / row["source"] / Path(row["file"]).name
+    if dest.is_dir():
+        raise FetchError(f"{row['file']}: {dest} is a directory where the raw file should be; remove it and run the fetch stage")
+    if not dest.is_file():
+        if missing_ok:
+            return None
+        raise FetchError(f"{row['file']}: missing under {dest_root}; run the fetch stage")
+    got, expected = sha256_of(dest), row["sha256"].strip().lower()
+    if got != expected:
+        raise FetchError(
+            f"{row['file']}: checksum mismatch: expected {expected[:12]}..., got {got[:12]}... (datasets/sources.tsv); "
+            f"the raw file changed after fetch: run `cdrbench fetch {row['source']}`"
+        )
+    return got
+
+
+def verify_source(source: str, dest_root: Path = paths.RAW, sources_tsv: Path = paths.SOURCES_TSV) -> list[Path]:
+    """Check the present files of ``source`` against the table; returns the verified paths.
+
+    Absent files are left to the loader (it names the ones it needs; a few are
+    optional). Raises :class:`FetchError` for an unknown source or the first mismatch.
+    """
+    table = sources_table(sources_tsv)
+    rows = table[table["source"] == source]
+    if rows.empty:
+        raise FetchError(f"{source}: no rows in {Path(sources_tsv).name}, so its raw files cannot be verified")
+    return [Path(dest_root) / source / Path(r["file"]).name for _, r in rows.iterrows() if _verified(r, dest_root, missing_ok=True)]
+
+
 def verify_all(dest_root: Path = paths.RAW, sources_tsv: Path = paths.SOURCES_TSV) -> dict[str, str]:
     """Check every fetched file; returns ``{source: digest}`` (sha256 over the source's
     file checksums in table order), usable as a DVC-friendly fingerprint.
@@ -185,12 +235,6 @@ def verify_all(dest_root: Path = paths.RAW, sources_tsv: Path = paths.SOURCES_TS
     for source, rows in table.groupby("source", sort=True):
         h = hashlib.sha256()
         for _, row in rows.iterrows():
-            dest = Path(dest_root) / source / Path(row["file"]).name
-            if not dest.is_file():
-                raise FetchError(f"{row['file']}: missing under {dest_root}; run the fetch stage")
-            got = sha256_of(dest)
-            if got != row["sha256"].strip().lower():
-                raise FetchError(f"{row['file']}: checksum mismatch: expected {row['sha256']}, got {got}")
-            h.update(f"{dest.name}\t{got}\n".encode())
+            h.update(f"{Path(row['file']).name}\t{_verified(row, dest_root, missing_ok=False)}\n".encode())
         out[source] = h.hexdigest()
     return out

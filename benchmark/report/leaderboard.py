@@ -31,6 +31,7 @@ from benchmark.evaluation.records import collect_runs
 from benchmark.evaluation.stats import bootstrap_ci, holm, paired_test, relative_improvement
 from benchmark.config.params import Params
 from benchmark.config.specs import display_names
+from benchmark.report.csvcells import write_csv
 from benchmark.report.recipes import REFERENCE
 from benchmark.scenarios.schema import COHORT_MP
 
@@ -425,9 +426,9 @@ def write_leaderboard(sr: ScenarioRuns, out_dir: Path, semi: bool) -> tuple[list
     md, csv, js = (out_dir / f"{sr.scenario}.{ext}" for ext in ("md", "csv", "json"))
     md.write_text(leaderboard_markdown(sr, df, best, semi))
     if df.empty:
-        pd.DataFrame({"status": [f"not available: no model has runs for scenario {sr.scenario}"]}).to_csv(csv, index=False)
+        write_csv(pd.DataFrame({"status": [f"not available: no model has runs for scenario {sr.scenario}"]}), csv)
     else:
-        df.to_csv(csv, index=False, float_format="%.6f", lineterminator="\n")
+        write_csv(df, csv)
     payload = {
         "scenario": sr.scenario, "semi_synthetic": semi, "setting": sr.setting(), "strongest_baseline": best,
         "headline": HEADLINE, "alpha": sr.settings.alpha, "n_boot": sr.settings.n_boot,

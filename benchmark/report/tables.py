@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.evaluation.stats import holm
+from benchmark.report.csvcells import write_csv
 from benchmark.scenarios.schema import COHORT_MP
 from benchmark.report.leaderboard import HEADLINE, ScenarioRuns, banner, display_name, fmt_abs, fmt_rel
 from benchmark.report.recipes import CHAIN_PREFIX, CHAINS, FUSION, REFERENCE, TABLE1
@@ -40,7 +41,7 @@ class Table:
         md, csv = out_dir / f"{self.stem}.md", out_dir / f"{self.stem}.csv"
         notes = "".join(f"- {n}\n" for n in sorted(set(self.notes)))
         md.write_text(f"# {self.title}\n\n{self.caption}\n\n{self.body}\n" + (f"\n{notes}" if notes else ""))
-        self.frame.to_csv(csv, index=False, float_format="%.6f", lineterminator="\n")
+        write_csv(self.frame, csv)
         return [md, csv]
 
 

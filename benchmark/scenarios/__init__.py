@@ -5,16 +5,18 @@ A builder (``real`` or ``linked``) turns prepared canonical tables into a
 common to every scenario, in one place so no builder can skip it: schema checks,
 k-fold dealing (:func:`benchmark.scenarios.protocol.deal_folds`), the parquet tables and
 ``meta.json``, RecBole atomic files, and the dataset card. Outputs are a pure function
-of (prepared tables, spec, protocol): rebuilding gives byte-identical files.
+of (prepared tables, spec, protocol): rebuilding gives byte-identical files. Both the
+scenario folder and the git-tracked card are replaced only once the new ones are
+complete, so a failed or interrupted build leaves the previous ones in place.
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Callable
 
 from benchmark.config import paths
+from benchmark.config.atomic import atomic_dir, atomic_files
 from benchmark.config.params import LinkedScenario, ProtocolParams, RealScenario
 from benchmark.scenarios.protocol import deal_folds
 from benchmark.scenarios.schema import TARGET, scenario_hash
@@ -57,14 +59,22 @@ def build_scenario(
     built = BUILDERS[spec.builder](name, resolved, Path(prepared_root))
     validate(built)
 
-    users = built.users
-    evaluable = users.loc[users["evaluable"], "user"].to_numpy()
+    evaluable = built.users.loc[built.users["evaluable"], "user"].to_numpy()
     folds = deal_folds(evaluable, protocol.k, list(protocol.seeds), protocol.valid_share)
 
-    out = Path(out_root) / name
-    if out.exists():
-        shutil.rmtree(out)  # stage-owned output: no stale files from an older recipe
-    out.mkdir(parents=True)
+    out, cdir = Path(out_root) / name, Path(cards_root) / name
+    # The folder is swapped in first, the card files after it (exits run inner first).
+    with atomic_files(cdir / "card.json", cdir / "CARD.md") as (card_json, card_md), atomic_dir(out) as tmp:
+        card = _write_scenario(tmp, name, spec, resolved, protocol, built, folds)
+        write_json(card_json, card)
+        card_md.write_text(card_markdown(card))
+    return {**card, "dir": str(out), "card_dir": str(cdir)}
+
+
+def _write_scenario(out: Path, name: str, spec, resolved: dict, protocol: ProtocolParams, built: Built, folds) -> dict:
+    """Write the scenario's files into ``out`` (a fresh folder: no stale files from an
+    older recipe); return the card's content."""
+    users = built.users
     write_parquet(built.interactions, out / "interactions.parquet")
     write_parquet(built.items, out / "items.parquet")
     write_parquet(users, out / "users.parquet")
@@ -77,7 +87,7 @@ def build_scenario(
     stats = {
         "domains": domain_stats(built.interactions),
         "users_total": int(len(users)),
-        "evaluable_users": int(len(evaluable)),
+        "evaluable_users": int(users["evaluable"].sum()),
         "cohorts": {str(k): int(v) for k, v in cohorts.items()},
         "cohorts_evaluable": {str(k): int(v) for k, v in cohorts_eval.items()},
         "folds": fold_stats(folds, len(users)),
@@ -96,7 +106,7 @@ def build_scenario(
         meta["notes"]["banner"] = SEMI_SYNTHETIC_BANNER
     write_json(out / "meta.json", meta)
 
-    card = {
+    return {
         "name": name,
         "semi_synthetic": bool(built.semi_synthetic),
         "banner": SEMI_SYNTHETIC_BANNER if built.semi_synthetic else "",
@@ -112,8 +122,3 @@ def build_scenario(
         "recbole": rb,
         "scenario_hash": scenario_hash(out),
     }
-    cdir = Path(cards_root) / name
-    cdir.mkdir(parents=True, exist_ok=True)
-    write_json(cdir / "card.json", card)
-    (cdir / "CARD.md").write_text(card_markdown(card))
-    return {**card, "dir": str(out), "card_dir": str(cdir)}

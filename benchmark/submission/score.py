@@ -2,14 +2,16 @@
 
 Scoring uses the benchmark's own evaluator (:func:`~benchmark.evaluation.evaluate.evaluate_topk`)
 on the held-out truth of each fold, and the entry is written as ordinary run records
-(``external: True``). Everything is scored in memory first and then moved into place
-with one rename, so a rejected or interrupted submission leaves the disk unchanged.
+(``external: True``). Everything is scored in memory first and then swapped into place
+under a lock on the scenario folder (:func:`benchmark.submission.entries.install`), so a
+rejected submission leaves the entries unchanged and an interrupted one leaves only
+hidden folders, which the report ignores and the next ``submit`` clears. Which entry a
+submission may be filed under, and when it may replace one, is
+:mod:`benchmark.submission.entries`.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,8 @@ from benchmark.config import paths
 from benchmark.config.params import Params
 from benchmark.evaluation.evaluate import evaluate_topk
 from benchmark.evaluation.records import config_hash, provenance, topk_frame, write_run
-from benchmark.submission.validate import SubmissionError, slugify, validate
+from benchmark.submission import entries
+from benchmark.submission.validate import SubmissionError, validate
 
 __all__ = ["SubmissionError", "score", "submit"]
 
@@ -27,7 +30,7 @@ __all__ = ["SubmissionError", "score", "submit"]
 def score(checked: dict) -> list[tuple[dict, pd.DataFrame, pd.DataFrame]]:
     """Score each (seed, fold) from its ranked lists with the benchmark's evaluator."""
     meta, ks = checked["meta"], checked["ks"]
-    kmax, slug = max(ks), slugify(meta["model"])
+    kmax, key = max(ks), entries.entry_key(meta["model"])
     prov, config = provenance(), {}
     out = []
     for (seed, fold), (view, truth, part) in sorted(checked["views"].items()):
@@ -42,7 +45,7 @@ def score(checked: dict) -> list[tuple[dict, pd.DataFrame, pd.DataFrame]]:
         per_user.insert(1, "cohort", view.cohort[rows])
         per_user.insert(2, "n_source", view.source_lengths(rows))
         record = {
-            "model": f"external-{slug}", "class": "external", "family": "external", "external": True,
+            "model": key, "class": "external", "family": "external", "external": True,
             "display_name": meta["model"], "description": meta["description"],
             "submission": {"authors": meta["authors"], "code_url": meta["code_url"], "name": meta["model"],
                            "predictions_sha256": checked["predictions_sha256"]},
@@ -60,30 +63,35 @@ def score(checked: dict) -> list[tuple[dict, pd.DataFrame, pd.DataFrame]]:
     return out
 
 
-def submit(folder: Path, scenario_root: Path = paths.SCENARIOS, runs_root: Path = paths.RUNS,
+def submit(folder: Path, scenario_root: Path | None = None, runs_root: Path | None = None,
            params: Params | None = None) -> dict:
-    """Validate, score and record a submission; raise :class:`SubmissionError` (nothing written) if invalid."""
-    checked = validate(folder, scenario_root, params)
+    """Validate, score and record a submission; raise :class:`SubmissionError` (no entry changed) if invalid.
+
+    First clears what killed earlier submissions left in any scenario folder of
+    ``runs_root`` (the only disk change a rejected submission can cause).
+    """
+    runs_root = Path(runs_root) if runs_root is not None else paths.EXTERNAL
+    for scen_dir in sorted(p for p in runs_root.iterdir() if p.is_dir()) if runs_root.is_dir() else []:
+        with entries.locked(scen_dir):
+            entries.clean_leftovers(scen_dir)
+    checked = validate(folder, scenario_root, params, runs_root)
     scored = score(checked)  # all in memory: a failure here also leaves the disk untouched
     meta = checked["meta"]
     key = scored[0][0]["model"]
-    scen_dir = Path(runs_root) / meta["scenario"]
-    final, tmp = scen_dir / key, scen_dir / f".{key}.incoming"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
+    scen_dir = runs_root / meta["scenario"]
+
+    def write(tmp: Path) -> None:
         for record, per_user, topk in scored:
             write_run(tmp / f"s{record['seed']}_f{record['fold']}", record, per_user, topk)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-written entry for the report to find
-        raise
-    old = scen_dir / f".{key}.previous"
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old.exists():
-        shutil.rmtree(old)
+
+    with entries.locked(scen_dir):
+        entries.clean_leftovers(scen_dir)
+        problem = entries.owner_problem(scen_dir, meta)  # again: another submit may have filed it meanwhile
+        if problem:
+            raise SubmissionError([problem])
+        replaced = (scen_dir / key).exists()
+        final = entries.install(scen_dir, key, write)
     pooled = pd.concat([p for _, p, _ in scored])
     run_dirs = [str(final / f"s{r['seed']}_f{r['fold']}") for r, _, _ in scored]
-    return {"model": key, "scenario": meta["scenario"], "runs": run_dirs,
+    return {"model": key, "scenario": meta["scenario"], "runs": run_dirs, "replaced": replaced,
             "n_users": int(len(pooled)), "means": {m: round(float(pooled[m].mean()), 6) for m in ("NDCG@10", "P@3", "HR@3")}}

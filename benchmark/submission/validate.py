@@ -12,33 +12,42 @@ are recomputed from the scenario with ``load_fold``, so a list for the wrong use
 items outside the fold catalog, or a stale scenario (hash mismatch) is refused. All
 problems are collected and reported together, so a submitter fixes them in one go;
 on rejection nothing on disk changes. On acceptance the runs are written as ordinary
-run records (``external: True``) under ``results/runs/<scenario>/external-<slug>/``,
+run records (``external: True``) under ``results/external/<scenario>/external-<slug>/``,
 so the next ``cdrbench report`` lists the entry, marked "(external)". Scoring and
-writing are :mod:`benchmark.submission.score`.
+writing are :mod:`benchmark.submission.score`; who may file under a key (never over
+another submitter's entry) is :mod:`benchmark.submission.entries`.
+
+Files are read through :mod:`benchmark.submission.reading`, which refuses what would
+cost unbounded time or memory before parsing it: YAML anchors, aliases and tags, and
+metadata over 64 KiB; predictions over 200 MB on disk or once decompressed, or with more
+rows than the scenario can use. That row cap is why the scenario is loaded before the
+predictions: twice the rows of a top-max(K) list for each test user of the declared
+seeds, plus :data:`ROW_SLACK` (ranks beyond max K are never scored).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from benchmark.config import paths
 from benchmark.config.params import Params
 from benchmark.scenarios.protocol import TrainView, load_fold, load_scenario
 from benchmark.scenarios.schema import SchemaError, scenario_hash
+from benchmark.submission import reading
+from benchmark.submission.entries import owner_problem, slugify
 
-MAX_BYTES = 200 * 2**20
 DEFAULT_KS = (3, 5, 10, 20)
 PRED_COLUMNS = ("seed", "fold", "user", "item", "rank")
 META_FIELDS = {"model": str, "authors": (str, list), "code_url": str, "description": str,
                "scenario": str, "scenario_hash": str, "seeds": list}
 EXAMPLES = 3
+ROW_SLACK = 1000
+SCENARIO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class SubmissionError(ValueError):
@@ -47,10 +56,6 @@ class SubmissionError(ValueError):
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
         super().__init__(f"submission rejected, {len(self.problems)} problem(s):\n- " + "\n- ".join(self.problems))
-
-
-def slugify(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40].strip("-")
 
 
 def _examples(values) -> str:
@@ -71,10 +76,9 @@ def read_metadata(folder: Path, problems: list[str]) -> dict | None:
     path = _one_file(folder, ("metadata.yaml", "metadata.yml", "metadata.json"), "metadata", problems)
     if path is None:
         return None
-    try:
-        meta = json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
-    except (ValueError, yaml.YAMLError, UnicodeDecodeError) as e:
-        problems.append(f"{path.name}: cannot be parsed ({type(e).__name__}: {str(e).splitlines()[0]})")
+    before = len(problems)
+    meta = reading.load_metadata(path, problems)
+    if len(problems) > before:
         return None
     if not isinstance(meta, dict):
         problems.append(f"{path.name}: must be a mapping of fields, got {type(meta).__name__}")
@@ -91,27 +95,37 @@ def read_metadata(folder: Path, problems: list[str]) -> dict | None:
             problems.append(f"{path.name}: field '{key}' must be a non-empty list of integers, got {v!r}")
         elif key == "folds" and v is not None and not isinstance(v, list):
             problems.append(f"{path.name}: field 'folds' must be a list of integers, got {v!r}")
+    authors = meta.get("authors")
+    if isinstance(authors, list) and not (authors and all(isinstance(a, str) and a.strip() for a in authors)):
+        problems.append(f"{path.name}: field 'authors' must be a name or a non-empty list of names, got {authors!r}")
+    if "replaces" in meta and not isinstance(meta["replaces"], str):
+        problems.append(f"{path.name}: field 'replaces' must be an entry key such as 'external-my-model', "
+                        f"got {meta['replaces']!r}")
     if isinstance(meta.get("model"), str) and not slugify(meta["model"]):
         problems.append(f"{path.name}: model name {meta['model']!r} has no letters or digits to name the entry by")
-    if isinstance(meta.get("scenario"), str) and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", meta["scenario"]):
+    if isinstance(meta.get("scenario"), str) and not SCENARIO_NAME.fullmatch(meta["scenario"]):
         problems.append(f"{path.name}: scenario {meta['scenario']!r} is not a scenario name")
     return meta
 
 
-def read_predictions(folder: Path, problems: list[str]) -> pd.DataFrame | None:
+def find_predictions(folder: Path, problems: list[str]) -> Path | None:
+    """The predictions file, if there is exactly one and it is within the on-disk size cap."""
     path = _one_file(folder, ("predictions.csv", "predictions.parquet"), "predictions", problems)
     if path is None:
         return None
     size = path.stat().st_size
-    if size > MAX_BYTES:
-        problems.append(f"{path.name}: {size / 2**20:.1f} MB exceeds the {MAX_BYTES / 2**20:.0f} MB limit "
+    if size > reading.MAX_BYTES:
+        problems.append(f"{path.name}: {size / 2**20:.1f} MB exceeds the {reading.MAX_BYTES / 2**20:.0f} MB limit "
                         "(submit top-K lists only)")
         return None
-    try:
-        df = (pd.read_csv(path, dtype={"user": str, "item": str}, keep_default_na=False, na_values=[""])
-              if path.suffix == ".csv" else pd.read_parquet(path))
-    except Exception as e:  # any parser error is the submitter's to fix: report it, do not crash
-        problems.append(f"{path.name}: cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+    return path
+
+
+def read_predictions(path: Path, row_cap: int, problems: list[str]) -> pd.DataFrame | None:
+    """The five prediction columns with integer seed/fold/rank and string ids, or None (problems said why)."""
+    df = (reading.read_csv(path, row_cap, problems) if path.suffix == ".csv"
+          else reading.read_parquet(path, PRED_COLUMNS, row_cap, problems))
+    if df is None:
         return None
     gone = [c for c in PRED_COLUMNS if c not in df.columns]
     if gone:
@@ -170,17 +184,34 @@ def _settings(params: Params | None, scenario: str, smeta: dict) -> tuple[list[i
     return ks, int((smeta.get("params") or {}).get("min_support", 1))
 
 
-def validate(folder: Path, scenario_root: Path = paths.SCENARIOS, params: Params | None = None) -> dict:
-    """Check everything; return what scoring needs, or raise :class:`SubmissionError`."""
+def row_cap(folds: pd.DataFrame, seeds: list, kmax: int) -> int:
+    """Most prediction rows worth reading: 2 x (test users of the declared seeds) x max K + slack."""
+    declared = folds[folds["seed"].isin([s for s in seeds if isinstance(s, int)])]
+    tests = int(((declared if len(declared) else folds)["role"] == "test").sum())
+    return 2 * tests * kmax + ROW_SLACK
+
+
+def validate(folder: Path, scenario_root: Path | None = None, params: Params | None = None,
+             runs_root: Path | None = None) -> dict:
+    """Check everything; return what scoring needs, or raise :class:`SubmissionError`.
+
+    With ``runs_root``, also check that the entry key is free or replaceable
+    (:func:`~benchmark.submission.entries.owner_problem`).
+    """
     folder = Path(folder)
+    scenario_root = Path(scenario_root) if scenario_root is not None else paths.SCENARIOS
     if not folder.is_dir():
         raise SubmissionError([f"submission folder {folder} does not exist or is not a folder"])
     problems: list[str] = []
     meta = read_metadata(folder, problems)
-    preds = read_predictions(folder, problems)
+    meta_ok = meta is not None and not problems  # identity fields usable for the entry check
+    pred_path = find_predictions(folder, problems)
     scen = meta.get("scenario") if meta is not None else None
-    if not (isinstance(scen, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", scen)):
+    if not (isinstance(scen, str) and SCENARIO_NAME.fullmatch(scen)):
         raise SubmissionError(problems or ["metadata: no usable scenario name"])
+    if runs_root is not None and meta_ok:
+        problem = owner_problem(Path(runs_root) / scen, meta)
+        problems += [problem] if problem else []
     sdir = Path(scenario_root) / str(meta["scenario"])
     if not (sdir / "meta.json").is_file():
         problems.append(f"scenario '{meta['scenario']}' is not built under {scenario_root} (known: "
@@ -198,6 +229,7 @@ def validate(folder: Path, scenario_root: Path = paths.SCENARIOS, params: Params
     fold_tab = tables["folds"]
     k = int(fold_tab["fold"].nunique())
     seeds = meta.get("seeds") if isinstance(meta.get("seeds"), list) else []
+    preds = read_predictions(pred_path, row_cap(fold_tab, seeds, max(ks)), problems) if pred_path else None
     known_seeds = sorted(int(s) for s in fold_tab["seed"].unique())
     for s in seeds:
         if s not in known_seeds:
@@ -221,7 +253,6 @@ def validate(folder: Path, scenario_root: Path = paths.SCENARIOS, params: Params
             views[(seed, fold)] = (view, truth, part)
     if problems:
         raise SubmissionError(problems)
-    pred_path = next(folder / n for n in ("predictions.csv", "predictions.parquet") if (folder / n).is_file())
     return {"meta": meta, "scenario_dir": sdir, "predictions_sha256": file_sha256(pred_path),
             "scenario_hash": actual, "tables": tables, "ks": ks,
             "min_support": min_support, "k": k, "views": views,

@@ -2,8 +2,11 @@
 
 One module per source family; :data:`LOADERS` maps every source id of
 ``datasets/sources.tsv`` to its loader, a function ``load(raw_root) -> LoadResult``
-that reads ``raw_root/<source>/``. :mod:`.public_full` holds readers for the full
-public datasets users download themselves (not mirrored; not yet wired to a stage).
+that reads ``raw_root/<source>/``. :func:`load_source` runs it and then refuses any
+file the loader kept too little of (``prepare.min_kept_share``), so no caller can get
+an empty or partial table from a misread file. :mod:`.public_full` holds readers for
+the full public datasets users download themselves (not mirrored; not yet wired to a
+stage).
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmark.data.loaders import apple_podcasts, audible, bookcrossing, douban, goodbooks, lastfm, librivox, tang
-from benchmark.data.loaders.common import (DOMAINS, PREPARED_INTERACTION_COLUMNS, PREPARED_ITEM_COLUMNS, TAG_SEP,
-    FileReport, LoaderError, LoadResult, canonical_interactions, canonical_items)
+from benchmark.data.loaders.common import (DEFAULT_MIN_KEPT_SHARE, DOMAINS, PREPARED_INTERACTION_COLUMNS,
+    PREPARED_ITEM_COLUMNS, TAG_SEP, FileReport, LoaderError, LoadResult, canonical_interactions, canonical_items,
+    check_result)
 
 LOADERS: dict[str, Callable[[Path], LoadResult]] = {
     "lastfm-hetrec2k": lastfm.load,
@@ -32,15 +36,20 @@ LOADERS: dict[str, Callable[[Path], LoadResult]] = {
 RAW_DEPENDENCIES: dict[str, list[str]] = {"apple-podcast-subs": ["apple-podcast-reviews"]}
 
 
-def load_source(source: str, raw_root: Path) -> LoadResult:
-    try:
-        loader = LOADERS[source]
-    except KeyError:
-        raise LoaderError(f"no loader for source {source!r}; known: {', '.join(sorted(LOADERS))}") from None
-    return loader(Path(raw_root))
+def check_source(source: str) -> None:
+    if source not in LOADERS:
+        raise LoaderError(f"unknown source {source!r}; known: {', '.join(sorted(LOADERS))}")
+
+
+def load_source(source: str, raw_root: Path, min_kept_share: float | None = DEFAULT_MIN_KEPT_SHARE) -> LoadResult:
+    """Run the source's loader, then check every file's accounting and kept share
+    (``None`` skips the share check: row-level tests of deliberately dirty fixtures)."""
+    check_source(source)
+    return check_result(LOADERS[source](Path(raw_root)), source, min_kept_share)
 
 
 __all__ = [
+    "DEFAULT_MIN_KEPT_SHARE",
     "DOMAINS",
     "PREPARED_INTERACTION_COLUMNS",
     "PREPARED_ITEM_COLUMNS",
@@ -52,5 +61,6 @@ __all__ = [
     "LoaderError",
     "canonical_interactions",
     "canonical_items",
+    "check_source",
     "load_source",
 ]

@@ -20,19 +20,19 @@ apple-podcast-subs
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pandas as pd
 
 from benchmark.data.loaders.common import (BAD_JSON, MISSING, OUT_OF_RANGE, FileReport, LoaderError, LoadResult,
-    canonical_interactions, canonical_items, clean_str, dedupe, empty_interactions, join_tags, read_rows, require,
-    to_number)
+    canonical_interactions, canonical_items, clean_str, dedupe, empty_interactions, join_tags, to_number)
+from benchmark.data.loaders.files import read_json, read_rows, require
 
 REVIEWS = "apple-podcast-reviews"
 SUBS = "apple-podcast-subs"
 RATING_RANGE = (1, 5)
+RATING_COLS = ("itunes_id", "user", "rating", "title", "review")
 PODCAST_COLS = ["title", "producer", "genre", "description", "num_episodes", "rating", "num_reviews", "link", "itunes_id"]
 _ID_IN_LINK = re.compile(r"/id(\d+)")
 
@@ -44,7 +44,7 @@ def _ids(df: pd.DataFrame, col: str, rep: FileReport) -> pd.DataFrame:
 
 
 def read_podcasts(path: Path, rep: FileReport) -> pd.DataFrame:
-    _, rows = read_rows(path, rep, n_cols=len(PODCAST_COLS), fallback_encoding="cp1252")
+    _, rows = read_rows(path, rep, columns=PODCAST_COLS, fallback_encoding="cp1252")
     df = _ids(pd.DataFrame(rows, columns=PODCAST_COLS, dtype=str), "itunes_id", rep)
     df = dedupe(df, ["itunes_id"], rep)
     rep.rows_kept = len(df)
@@ -57,7 +57,7 @@ def load_reviews(raw_root: Path) -> LoadResult:
     pods = read_podcasts(require(d / "podcasts.csv", REVIEWS), files["podcasts.csv"])
 
     rep = files["ratings.csv"]
-    _, rows = read_rows(require(d / "ratings.csv", REVIEWS), rep, n_cols=5, fallback_encoding="cp1252")
+    _, rows = read_rows(require(d / "ratings.csv", REVIEWS), rep, columns=RATING_COLS, fallback_encoding="cp1252")
     r = pd.DataFrame(rows, columns=["item", "user", "value", "review_title", "review"], dtype=str)
     r = _ids(r, "item", rep)
     r["user"] = clean_str(r["user"])
@@ -108,10 +108,7 @@ def _title_map(pairs: list[tuple[str, str]]) -> tuple[dict[str, str], set[str]]:
 
 
 def _read_json_list(path: Path) -> list:
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LoaderError(f"{SUBS}: {path.name} is not valid UTF-8 JSON ({exc}); re-fetch it") from exc
+    data = read_json(path, SUBS)
     if not isinstance(data, list):
         raise LoaderError(f"{SUBS}: {path.name} should hold a JSON list, got {type(data).__name__}")
     return data
@@ -135,14 +132,14 @@ def _titled(path: Path, rep: FileReport, well_formed):
 def load_subs(raw_root: Path) -> LoadResult:
     d = Path(raw_root) / SUBS
     pods_path = Path(raw_root) / REVIEWS / "podcasts.csv"
-    if not pods_path.is_file():
+    if not pods_path.exists():
         raise LoaderError(f"{SUBS} maps titles to the ids of {REVIEWS}: fetch that source first ({pods_path} missing)")
     files = {"podcast_info.json": FileReport(), "podcast_subs.json": FileReport()}
-    pods = read_podcasts(pods_path, FileReport())
+    pods = read_podcasts(require(pods_path, REVIEWS), FileReport())
 
     rep = files["podcast_info.json"]
     info_rows = []
-    for rec, title in _titled(require(d / "podcast_info.json", SUBS), rep, lambda r: True):
+    for rec, title in _titled(d / "podcast_info.json", rep, lambda r: True):
         m = _ID_IN_LINK.search(str(rec.get("link") or ""))
         if m is None:
             rep.flags["no_id_in_link_title_used"] += 1
@@ -164,7 +161,7 @@ def load_subs(raw_root: Path) -> LoadResult:
 
     rep = files["podcast_subs.json"]
     pairs = []
-    for rec, title in _titled(require(d / "podcast_subs.json", SUBS), rep, lambda r: isinstance(r.get("subs", []), list)):
+    for rec, title in _titled(d / "podcast_subs.json", rep, lambda r: isinstance(r.get("subs", []), list)):
         rep.rows_kept += 1
         a, a_ok = to_id(title)
         if not rec.get("subs"):

@@ -14,17 +14,22 @@ Originals" rank and without the "(Books)"-style qualifiers.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import re
 from pathlib import Path
 
 import pandas as pd
 
-from benchmark.data.loaders.common import DUPLICATE, MISSING, FileReport, LoadResult, canonical_items, clean_str, empty_interactions, join_tags, read_rows, require
+from benchmark.data.loaders.common import DUPLICATE, MISSING, FileReport, LoadResult, canonical_items, clean_str, empty_interactions, join_tags
+from benchmark.data.loaders.files import read_rows, require
 
 SOURCE = "audible-catalog"
-FILES = ("Audible_Catlog_Advanced_Features.csv", "Audible_Catlog.csv")
+BASIC = ("Book Name", "Author", "Rating", "Number of Reviews", "Price")
+# file -> header row; the advanced file first (its rows carry the text)
+FILES = {
+    "Audible_Catlog_Advanced_Features.csv": BASIC + ("Description", "Listening Time", "Ranks and Genre"),
+    "Audible_Catlog.csv": BASIC,
+}
 _RANK = re.compile(r"#\d[\d,]*\s+(?:Free\s+)?in\s+")
 _QUALIFIER = re.compile(r"\s*\((?:See Top|Books|Audible Audiobooks|Kindle)[^)]*\)\s*")
 STORE_WIDE = {"audible audiobooks & originals", "audible books & originals"}
@@ -58,8 +63,9 @@ def _minutes(text: str) -> float:
 
 
 def _read(path: Path, rep: FileReport) -> pd.DataFrame:
-    head, rows = read_rows(path, rep, n_cols=len(_header(path)), fallback_encoding="cp1252")
-    df = pd.DataFrame(rows, columns=head, dtype=str)
+    columns = FILES[path.name]
+    _, rows = read_rows(path, rep, columns=columns, fallback_encoding="cp1252")
+    df = pd.DataFrame(rows, columns=list(columns), dtype=str)
     df = df.rename(columns={"Book Name": "title", "Author": "creator", "Description": "description", "Ranks and Genre": "ranks"})
     for col in ("description", "ranks", "Listening Time"):
         if col not in df:
@@ -69,18 +75,13 @@ def _read(path: Path, rep: FileReport) -> pd.DataFrame:
     return rep.drop_mask(df, df["title"].eq("").to_numpy(), MISSING)
 
 
-def _header(path: Path) -> list[str]:
-    first = path.read_bytes().split(b"\n", 1)[0].decode("utf-8", errors="replace").lstrip("\ufeff").strip()
-    return next(csv.reader([first]))
-
-
 def load(raw_root: Path) -> LoadResult:
     d = Path(raw_root) / SOURCE
     files: dict[str, FileReport] = {}
     seen: set[str] = set()
     kept = []
     for name in FILES:  # the advanced file first: its rows carry the text
-        if name != FILES[0] and not (d / name).is_file():
+        if name != next(iter(FILES)) and not (d / name).exists():
             continue
         rep = files[name] = FileReport()
         df = _read(require(d / name, SOURCE), rep)

@@ -22,11 +22,17 @@ import pandas as pd
 
 from benchmark.data.loaders import isbn as isbnlib
 from benchmark.data.loaders.common import (MISSING, OUT_OF_RANGE, UNKNOWN_ID, FileReport, LoadResult,
-    canonical_interactions, canonical_items, clean_str, dedupe, read_rows, require, to_number)
+    canonical_interactions, canonical_items, clean_str, dedupe, to_number)
+from benchmark.data.loaders.files import read_rows, require
 
 SOURCE = "bookcrossing-subset"
 RATING_RANGE = (0, 10)
 AGE_RANGE = (5, 100)
+# Header rows of the subset's comma-separated files (the original Book-Crossing dump is
+# ';'-separated with other column names: refused by the header check, not misread).
+BOOK_COLS = ("ISBN", "Book-Title", "Book-Author", "Year-Of-Publication", "Book-Publisher")
+RATING_COLS = ("User-ID", "ISBN", "Book-Rating")
+USER_COLS = ("User-ID", "User-City", "User-State", "User-Country", "User-Age")
 
 
 def _isbn_column(df: pd.DataFrame, rep: FileReport) -> pd.DataFrame:
@@ -39,7 +45,7 @@ def _isbn_column(df: pd.DataFrame, rep: FileReport) -> pd.DataFrame:
 
 
 def read_books(path: Path, rep: FileReport) -> pd.DataFrame:
-    _, rows = read_rows(path, rep, n_cols=5, fallback_encoding="latin-1")
+    _, rows = read_rows(path, rep, columns=BOOK_COLS, fallback_encoding="latin-1")
     df = pd.DataFrame(rows, columns=["isbn_raw", "title", "creator", "year", "publisher"], dtype=str)
     df = _isbn_column(df, rep)
     df = dedupe(df, ["item"], rep)
@@ -53,7 +59,7 @@ def read_books(path: Path, rep: FileReport) -> pd.DataFrame:
 
 
 def read_ratings(path: Path, rep: FileReport, known: set[str]) -> pd.DataFrame:
-    _, rows = read_rows(path, rep, n_cols=3)
+    _, rows = read_rows(path, rep, columns=RATING_COLS)
     df = pd.DataFrame(rows, columns=["user", "isbn_raw", "value"], dtype=str)
     df = to_number(df, "user", rep, integer=True)
     df["user"] = df["user"].astype("int64").astype(str)
@@ -69,7 +75,7 @@ def read_ratings(path: Path, rep: FileReport, known: set[str]) -> pd.DataFrame:
 
 
 def read_users(path: Path, rep: FileReport) -> pd.DataFrame:
-    _, rows = read_rows(path, rep, n_cols=5, fallback_encoding="latin-1")
+    _, rows = read_rows(path, rep, columns=USER_COLS, fallback_encoding="latin-1")
     df = pd.DataFrame(rows, columns=["user", "city", "state", "country", "age"], dtype=str)
     quoted = df.apply(lambda c: c.str.contains('"', regex=False)).any(axis=1)
     rep.flags["stray_quotes_repaired"] += int(quoted.sum())
@@ -94,8 +100,8 @@ def load(raw_root: Path) -> LoadResult:
     books = read_books(require(d / "BX-Books.csv", SOURCE), files["BX-Books.csv"])
     ratings = read_ratings(require(d / "BX-Ratings.csv", SOURCE), files["BX-Ratings.csv"], set(books["item"]))
     extra = {}
-    if (d / "BX-Users.csv").is_file():
-        extra["users"] = read_users(d / "BX-Users.csv", files["BX-Users.csv"])
+    if (d / "BX-Users.csv").exists():
+        extra["users"] = read_users(require(d / "BX-Users.csv", SOURCE), files["BX-Users.csv"])
     else:
         files.pop("BX-Users.csv")
     inter = canonical_interactions(ratings.assign(domain="book", timestamp=pd.NA))

@@ -12,19 +12,23 @@ Raw files are messy (latin-1 bytes in UTF-8 files, broken quoting, out-of-range
 ratings). The rule is *never drop silently*: every row read is either kept or counted
 under a named reason in a :class:`FileReport`, and ``read == kept + dropped`` is
 checked before a report is written.
+
+The opposite failure is a file the loader misreads as a whole (another delimiter, an
+extra column, UTF-16): every row is dropped and an empty table would replace good
+output. So a file is checked before its rows are counted (:mod:`.files`: encoding,
+header or first-row shape) and after (:meth:`FileReport.check`: kept share), and each
+check fails with a one-line :class:`LoaderError` naming the file.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import re
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from benchmark.config.params import PrepareParams
 
 DOMAINS = ("music", "podcast", "book")
 # Prepared tables (data/prepared/<source>/); a built scenario's own columns are
@@ -43,6 +47,10 @@ MISSING = "missing_value"
 NOT_A_NUMBER = "not_a_number"
 BAD_JSON = "bad_json"
 OTHER_CATEGORY = "other_category"
+# Drops that are the source's content, not signs of a misread file (repeats, rows of
+# categories the benchmark does not use): they do not count against the kept share.
+SELECTION_REASONS = (DUPLICATE, OTHER_CATEGORY)
+DEFAULT_MIN_KEPT_SHARE: float = PrepareParams().min_kept_share  # the default lives in the params schema
 
 
 class LoaderError(ValueError):
@@ -70,10 +78,32 @@ class FileReport:
         self.drop(reason, int(mask.sum()))
         return df[~mask]
 
-    def check(self, name: str) -> None:
+    def kept_share(self) -> float:
+        """Rows kept / rows read, leaving out the rows dropped by design (SELECTION_REASONS)."""
+        considered = self.rows_read - sum(self.dropped[r] for r in SELECTION_REASONS)
+        return self.rows_kept / considered if considered > 0 else 0.0
+
+    def check(self, name: str, min_kept_share: float | None = None) -> None:
+        """Accounting must add up (else a loader bug: AssertionError). With
+        ``min_kept_share``, a file without data rows, without a kept row, or keeping
+        less than that share is refused: its table would be empty or partial."""
         total = self.rows_kept + sum(self.dropped.values())
         if total != self.rows_read:
             raise AssertionError(f"{name}: rows read {self.rows_read} != kept {self.rows_kept} + dropped {total - self.rows_kept}")
+        if min_kept_share is None:
+            return
+        if self.rows_read == 0:
+            raise LoaderError(f"{name}: no data rows (empty or header-only file)")
+        share = self.kept_share()
+        if self.rows_kept == 0 or share < min_kept_share:
+            lost = Counter({r: n for r, n in self.dropped.items() if r not in SELECTION_REASONS}) or self.dropped
+            reason, n = lost.most_common(1)[0]
+            selected = sum(self.dropped[r] for r in SELECTION_REASONS)
+            of = f" of the {self.rows_read - selected:,} that are not duplicates or unused categories" if selected else ""
+            raise LoaderError(
+                f"{name}: only {self.rows_kept:,} of {self.rows_read:,} rows kept ({share:.1%}{of}; min_kept_share is "
+                f"{min_kept_share:g}); most common drop reason: {reason} ({n:,} row{'s' if n != 1 else ''})"
+            )
 
     def to_dict(self) -> dict:
         return {
@@ -97,72 +127,17 @@ class LoadResult:
     notes: list[str] = field(default_factory=list)
 
 
-def require(path: Path, source: str) -> Path:
-    if not Path(path).is_file():
-        raise LoaderError(f"{source}: raw file {path} not found; run the fetch stage (benchmark.data.fetch.fetch_source({source!r}))")
-    return Path(path)
-
-
-def read_rows(
-    path: Path,
-    report: FileReport,
-    *,
-    sep: str = ",",
-    n_cols: int,
-    header: bool = True,
-    quoting: bool = True,
-    fallback_encoding: str | None = None,
-    lenient_tail: bool = False,
-) -> tuple[list[str] | None, list[list[str]]]:
-    """Parse a delimited text file into rows of exactly ``n_cols`` string fields.
-
-    Bytes are decoded as UTF-8 with ``surrogateescape`` so one bad byte spoils only its
-    own row: such a row is re-decoded with ``fallback_encoding`` when one is given
-    (flagged ``decoded_<enc>``), else dropped as ``bad_encoding``. Rows with another
-    field count are dropped as ``wrong_column_count``; blank lines are ignored. With
-    ``lenient_tail`` extra trailing fields that are all empty are tolerated.
-    """
-    text = Path(path).read_bytes().decode("utf-8", errors="surrogateescape")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    reader = csv.reader(
-        io.StringIO(text, newline=""),
-        delimiter=sep,
-        quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE,
-        strict=False,
-    )
-    any_bad = _SURROGATE.search(text) is not None
-    head: list[str] | None = None
-    rows: list[list[str]] = []
-    for rec in reader:
-        if not rec or (len(rec) == 1 and not rec[0].strip()):
-            continue
-        if header and head is None:
-            head = [h.strip() for h in rec]
-            continue
-        report.rows_read += 1
-        if any_bad and any(_SURROGATE.search(f) for f in rec):
-            if fallback_encoding is None:
-                report.drop(BAD_ENCODING)
-                continue
-            rec = [f.encode("utf-8", errors="surrogateescape").decode(fallback_encoding) for f in rec]
-            report.flags[f"decoded_{fallback_encoding}"] += 1
-        if len(rec) != n_cols:
-            if lenient_tail and len(rec) > n_cols and not any(f.strip() for f in rec[n_cols:]):
-                rec = rec[:n_cols]
-            else:
-                report.drop(WRONG_COLUMNS)
-                continue
-        rows.append(rec)
-    return head, rows
-
-
-_SURROGATE = re.compile("[\udc80-\udcff]")
+def check_result(res: LoadResult, prefix: str, min_kept_share: float | None) -> LoadResult:
+    """:meth:`FileReport.check` on every file of a loader's result, named ``prefix/file``."""
+    for name, rep in res.files.items():
+        rep.check(f"{prefix}/{name}" if prefix else name, min_kept_share)
+    return res
 
 
 def to_number(df: pd.DataFrame, col: str, report: FileReport, *, integer: bool = False) -> pd.DataFrame:
     """Parse ``col`` as a number; unparsable or empty cells are dropped (``missing_value``
-    for blanks, ``not_a_number`` otherwise, including "nan"/"inf")."""
+    for blanks, ``not_a_number`` otherwise, including "nan"/"inf", and, for integers,
+    fractions and values beyond 2**53, which a float cannot hold exactly)."""
     raw = df[col].astype(str).str.strip()
     num = pd.to_numeric(raw, errors="coerce")
     blank = raw.eq("")
@@ -170,7 +145,7 @@ def to_number(df: pd.DataFrame, col: str, report: FileReport, *, integer: bool =
     df = report.drop_mask(df, blank.to_numpy(), MISSING)
     df = report.drop_mask(df, ~np.isfinite(df[col].to_numpy(dtype="float64")), NOT_A_NUMBER)
     if integer:
-        df = report.drop_mask(df, (df[col] != np.round(df[col])).to_numpy(), NOT_A_NUMBER)
+        df = report.drop_mask(df, ((df[col] != np.round(df[col])) | (df[col].abs() >= 2**53)).to_numpy(), NOT_A_NUMBER)
     return df
 
 

@@ -17,15 +17,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.data.loaders.common import OUT_OF_RANGE, FileReport, LoadResult, canonical_interactions, canonical_items, dedupe, read_rows, require, to_number
+from benchmark.data.loaders.common import OUT_OF_RANGE, FileReport, LoadResult, canonical_interactions, canonical_items, dedupe, to_number
+from benchmark.data.loaders.files import read_rows, require
 
 SOURCE = "douban-gadtcdr"
 FILES = {"music": "music_ratings.dat", "book": "book_ratings.dat"}
 RATING_RANGE = (1, 5)
+COLUMNS = ("user", "item", "rating")  # headerless; the first row must be three numbers
 
 
 def _read(path: Path, domain: str, rep: FileReport) -> pd.DataFrame:
-    _, rows = read_rows(path, rep, sep="\t", n_cols=3, header=False, quoting=False)
+    _, rows = read_rows(path, rep, sep="\t", columns=COLUMNS, header=False, kinds="iin", quoting=False)
     df = pd.DataFrame(rows, columns=["user", "item", "value"], dtype=str)
     for col in ("user", "item"):
         df = to_number(df, col, rep, integer=True)

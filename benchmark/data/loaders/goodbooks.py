@@ -20,7 +20,8 @@ import pandas as pd
 
 from benchmark.data.loaders import isbn as isbnlib
 from benchmark.data.loaders.common import (UNKNOWN_ID, FileReport, LoadResult, canonical_items, clean_str, dedupe,
-    empty_interactions, join_tags, read_rows, require, to_number)
+    empty_interactions, join_tags, to_number)
+from benchmark.data.loaders.files import read_rows, require
 
 SOURCE = "goodbooks-10k"
 TOP_TAGS = 10
@@ -49,7 +50,7 @@ def load(raw_root: Path) -> LoadResult:
     d = Path(raw_root) / SOURCE
     files = {"books.csv": FileReport(), "tags.csv": FileReport()}
     rep = files["books.csv"]
-    _, rows = read_rows(require(d / "books.csv", SOURCE), rep, n_cols=len(BOOK_COLS), fallback_encoding="latin-1")
+    _, rows = read_rows(require(d / "books.csv", SOURCE), rep, columns=BOOK_COLS, fallback_encoding="latin-1")
     books = pd.DataFrame(rows, columns=BOOK_COLS, dtype=str)
     books = to_number(books, "book_id", rep, integer=True)
     books["book_id"] = books["book_id"].astype("int64").astype(str)
@@ -75,8 +76,8 @@ def load(raw_root: Path) -> LoadResult:
 
     rep = files["tags.csv"]
     extra = {}
-    if (d / "tags.csv").is_file():
-        _, rows = read_rows(d / "tags.csv", rep, n_cols=2, fallback_encoding="latin-1")
+    if (d / "tags.csv").exists():
+        _, rows = read_rows(require(d / "tags.csv", SOURCE), rep, columns=("tag_id", "tag_name"), fallback_encoding="latin-1")
         tags = pd.DataFrame(rows, columns=["tag_id", "tag"], dtype=str)
         tags = to_number(tags, "tag_id", rep, integer=True)
         tags["tag_id"] = tags["tag_id"].astype("int64")
@@ -86,7 +87,7 @@ def load(raw_root: Path) -> LoadResult:
     else:
         files.pop("tags.csv")
     notes = []
-    if (d / "book_tags.csv").is_file() and "tag_vocab" in extra:
+    if (d / "book_tags.csv").exists() and "tag_vocab" in extra:
         items["tags"] = _book_tags(d / "book_tags.csv", files, books, extra["tag_vocab"])
         notes.append(f"items.tags: top {TOP_TAGS} tags per book from book_tags.csv (by count)")
     else:
@@ -97,7 +98,7 @@ def load(raw_root: Path) -> LoadResult:
 def _book_tags(path: Path, files: dict, books: pd.DataFrame, vocab: pd.DataFrame) -> list[str]:
     """Top tags per book from the full release's book_tags.csv (goodreads_book_id, tag_id, count)."""
     rep = files["book_tags.csv"] = FileReport()
-    _, rows = read_rows(path, rep, n_cols=3)
+    _, rows = read_rows(require(path, SOURCE), rep, columns=("goodreads_book_id", "tag_id", "count"))
     bt = pd.DataFrame(rows, columns=["goodreads_book_id", "tag_id", "count"], dtype=str)
     for col in ("goodreads_book_id", "tag_id", "count"):
         bt = to_number(bt, col, rep, integer=True)

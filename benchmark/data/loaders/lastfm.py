@@ -19,14 +19,26 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.data.loaders.common import (DUPLICATE, OUT_OF_RANGE, UNKNOWN_ID, FileReport, LoadResult,
-    canonical_interactions, canonical_items, dedupe, join_tags, read_rows, require, to_number)
+    canonical_interactions, canonical_items, dedupe, join_tags, to_number)
+from benchmark.data.loaders.files import read_rows, require
 
 SOURCE = "lastfm-hetrec2k"
 TOP_TAGS = 10
+# Header rows of the HetRec files, checked before any row is read.
+HEADERS = {
+    "artists.dat": ("id", "name", "url", "pictureURL"),
+    "tags.dat": ("tagID", "tagValue"),
+    "user_artists.dat": ("userID", "artistID", "weight"),
+    "user_taggedartists.dat": ("userID", "artistID", "tagID", "day", "month", "year"),
+}
 
 
 def _frame(rows: list[list[str]], cols: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols, dtype=str)
+
+
+def _read(d: Path, name: str, rep: FileReport, fallback_encoding: str | None = None):
+    return read_rows(require(d / name, SOURCE), rep, sep="\t", columns=HEADERS[name], quoting=False, fallback_encoding=fallback_encoding)
 
 
 def load(raw_root: Path, top_tags: int = TOP_TAGS) -> LoadResult:
@@ -34,7 +46,7 @@ def load(raw_root: Path, top_tags: int = TOP_TAGS) -> LoadResult:
     files: dict[str, FileReport] = {}
 
     rep = files["artists.dat"] = FileReport()
-    _, rows = read_rows(require(d / "artists.dat", SOURCE), rep, sep="\t", n_cols=4, quoting=False, fallback_encoding="latin-1")
+    _, rows = _read(d, "artists.dat", rep, fallback_encoding="latin-1")
     artists = _frame(rows, ["item", "title", "url", "picture"])
     artists["item"] = artists["item"].str.strip()
     artists = to_number(artists, "item", rep, integer=True)
@@ -43,7 +55,7 @@ def load(raw_root: Path, top_tags: int = TOP_TAGS) -> LoadResult:
     rep.rows_kept = len(artists)
 
     rep = files["tags.dat"] = FileReport()
-    _, rows = read_rows(require(d / "tags.dat", SOURCE), rep, sep="\t", n_cols=2, quoting=False, fallback_encoding="latin-1")
+    _, rows = _read(d, "tags.dat", rep, fallback_encoding="latin-1")
     tags = _frame(rows, ["tag_id", "tag"])
     tags = to_number(tags, "tag_id", rep, integer=True)
     tags["tag_id"] = tags["tag_id"].astype("int64")
@@ -52,7 +64,7 @@ def load(raw_root: Path, top_tags: int = TOP_TAGS) -> LoadResult:
     rep.rows_kept = len(tags)
 
     rep = files["user_artists.dat"] = FileReport()
-    _, rows = read_rows(require(d / "user_artists.dat", SOURCE), rep, sep="\t", n_cols=3, quoting=False)
+    _, rows = _read(d, "user_artists.dat", rep)
     ua = _frame(rows, ["user", "item", "value"])
     for col in ("user", "item"):
         ua = to_number(ua, col, rep, integer=True)
@@ -65,7 +77,7 @@ def load(raw_root: Path, top_tags: int = TOP_TAGS) -> LoadResult:
     inter = canonical_interactions(ua.assign(domain="music", timestamp=pd.NA))
 
     rep = files["user_taggedartists.dat"] = FileReport()
-    _, rows = read_rows(require(d / "user_taggedartists.dat", SOURCE), rep, sep="\t", n_cols=6, quoting=False)
+    _, rows = _read(d, "user_taggedartists.dat", rep)
     ut = _frame(rows, ["user", "item", "tag_id", "day", "month", "year"])
     for col in ("user", "item", "tag_id"):
         ut = to_number(ut, col, rep, integer=True)

@@ -9,13 +9,13 @@ There is no description text in this export.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from benchmark.data.loaders.common import (BAD_JSON, DUPLICATE, MISSING, FileReport, LoaderError, LoadResult,
-    canonical_items, empty_interactions, join_tags, require)
+    canonical_items, empty_interactions, join_tags)
+from benchmark.data.loaders.files import read_json
 
 SOURCE = "librivox-catalog"
 
@@ -31,25 +31,20 @@ def _seconds(hms: object) -> float:
     return total if parts else float("nan")
 
 
-def _load_json(path: Path):
-    try:
-        return json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LoaderError(f"{SOURCE}: {path.name} is not valid UTF-8 JSON ({exc}); re-fetch it") from exc
-
-
 def load(raw_root: Path) -> LoadResult:
     d = Path(raw_root) / SOURCE
     files = {"db_catalog.json": FileReport()}
     rep = files["db_catalog.json"]
-    cat = _load_json(require(d / "db_catalog.json", SOURCE))
+    cat = read_json(d / "db_catalog.json", SOURCE)
     books = cat.get("books") if isinstance(cat, dict) else None
     if not isinstance(books, dict):
         raise LoaderError(f"{SOURCE}: db_catalog.json has no 'books' object")
     authors = cat.get("authors") or {}
-    if not authors and (d / "db_authors.json").is_file():
-        authors = _load_json(d / "db_authors.json")
+    if not authors and (d / "db_authors.json").exists():
+        authors = read_json(d / "db_authors.json", SOURCE)
         files["db_authors.json"] = FileReport(rows_read=len(authors), rows_kept=len(authors))
+    if not isinstance(authors, dict):
+        raise LoaderError(f"{SOURCE}: the author table should be a JSON object of 'a<id>' keys, got {type(authors).__name__}")
     rows, seen = [], set()
     for key, b in books.items():
         rep.rows_read += 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ import scipy.io
 
 from benchmark.data.loaders.common import (DUPLICATE, NOT_A_NUMBER, OTHER_CATEGORY, OUT_OF_RANGE, UNKNOWN_ID,
     FileReport, LoaderError, LoadResult, canonical_interactions, canonical_items)
+from benchmark.data.loaders.files import require
 
 EPINIONS = "epinions-tang"
 CIAO = "ciao-tang"
@@ -69,6 +71,8 @@ def _matrix(mat: dict, what: str) -> np.ndarray:
     if len(arrays) != 1:
         raise LoaderError(f"{what}: expected one 2-d matrix, found variables {sorted(k for k in mat if not k.startswith('__'))}")
     (arr,) = arrays.values()
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise LoaderError(f"{what}: the rating matrix holds {arr.dtype} values; expected numbers")
     if arr.shape[1] not in COLUMNS:
         raise LoaderError(f"{what}: matrix has {arr.shape[1]} columns; expected 4, 5 or 6")
     return arr
@@ -120,18 +124,34 @@ def _folder_and_catalog(raw_root: Path, source: str, ratings: str, catalog: str)
     """The source's raw folder (both files must be there) and its parsed category catalog."""
     d = Path(raw_root) / source
     for name in (ratings, catalog):
-        if not (d / name).is_file():
-            raise LoaderError(f"{source}: raw file {d / name} not found; run the fetch stage")
-    return d, parse_catalog((d / catalog).read_text(encoding="latin-1"))
+        require(d / name, source)
+    try:
+        return d, parse_catalog((d / catalog).read_text(encoding="latin-1"))
+    except LoaderError as e:
+        raise LoaderError(f"{source}/{catalog}: {e}") from None
+
+
+def _loadmat(data, what: str) -> dict:
+    """scipy's reader on a truncated or foreign file fails deep inside with any of a
+    dozen exception types and a long traceback; all of them mean one thing here."""
+    try:
+        return scipy.io.loadmat(data)
+    except Exception as e:  # noqa: BLE001 - ValueError, OSError, TypeError, zlib/struct errors...
+        detail = " ".join(str(e).split())[:120]
+        raise LoaderError(f"{what}: not a readable MATLAB .mat file ({type(e).__name__}: {detail}); re-fetch it") from None
 
 
 def load_epinions(raw_root: Path) -> LoadResult:
     d, catalog = _folder_and_catalog(raw_root, EPINIONS, "epinions.zip", "catalog_epinion.txt")
-    with zipfile.ZipFile(d / "epinions.zip") as z:
-        members = [n for n in z.namelist() if n.rsplit("/", 1)[-1] == "rating.mat"]
-        if not members:
-            raise LoaderError(f"{EPINIONS}: epinions.zip has no rating.mat (members: {z.namelist()})")
-        mat = scipy.io.loadmat(io.BytesIO(z.read(members[0])))
+    try:
+        with zipfile.ZipFile(d / "epinions.zip") as z:
+            members = [n for n in z.namelist() if n.rsplit("/", 1)[-1] == "rating.mat"]
+            if not members:
+                raise LoaderError(f"{EPINIONS}: epinions.zip has no rating.mat (members: {z.namelist()})")
+            data = io.BytesIO(z.read(members[0]))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError) as e:
+        raise LoaderError(f"{EPINIONS}/epinions.zip: not a readable zip archive ({type(e).__name__}: {e}); re-fetch it") from None
+    mat = _loadmat(data, f"{EPINIONS}/epinions.zip:{members[0]}")
     arr = _matrix(mat, f"epinions.zip:{members[0]}")
     rep = FileReport()
     if arr.shape[1] < 5:
@@ -143,7 +163,7 @@ def load_epinions(raw_root: Path) -> LoadResult:
 
 def load_ciao(raw_root: Path) -> LoadResult:
     d, catalog = _folder_and_catalog(raw_root, CIAO, "rating_with_timestamp.mat", "catalog_ciao.txt")
-    arr = _matrix(scipy.io.loadmat(d / "rating_with_timestamp.mat"), "rating_with_timestamp.mat")
+    arr = _matrix(_loadmat(d / "rating_with_timestamp.mat", f"{CIAO}/rating_with_timestamp.mat"), "rating_with_timestamp.mat")
     if arr.shape[1] != 6:
         raise LoaderError(f"{CIAO}: rating_with_timestamp.mat has {arr.shape[1]} columns; expected 6 (..., helpfulness, timestamp)")
     rep = FileReport()
