@@ -231,7 +231,7 @@ def test_yaml_alias_bomb_is_refused_at_once(field, ext, scenario_root, good_pred
     res = child_submit(scenario_root, ext, folder, timeout=60)
     assert one_line_error(res["code"], res["stderr"]) == (
         "metadata.yaml: YAML anchor '&a' at line 1 is not accepted (no anchors or aliases)")
-    assert res["seconds"] < 30 and res["peak_mb"] < 1024, res
+    assert res["peak_mb"] < 1024, res  # time is bounded by the child timeout, not asserted (no timing thresholds)
     assert tree_hashes(ext) == before
 
 
@@ -268,7 +268,7 @@ def test_parquet_row_bomb_is_refused_before_reading(row_bomb, ext, scenario_root
     assert one_line_error(res["code"], res["stderr"]) == (
         f"predictions.parquet: 100,000,000 rows, more than the {_row_cap(scenario_root):,} this scenario can use "
         "(2 x test users x max K, plus slack): submit the top-K lists only")
-    assert res["seconds"] < 30 and res["peak_mb"] < 1024, res
+    assert res["peak_mb"] < 1024, res  # time is bounded by the child timeout, not asserted (no timing thresholds)
     assert tree_hashes(ext) == before
 
 
@@ -285,7 +285,7 @@ def test_parquet_long_id_bomb_is_refused_before_decoding(ext, scenario_root, goo
     res = child_submit(scenario_root, ext, _with_predictions(tmp_path, scenario_root, good_predictions, bomb))
     assert one_line_error(res["code"], res["stderr"]) == (
         f"predictions.parquet: column 'item' holds a value of 900,000 bytes; ids are at most {reading.MAX_ID_BYTES} bytes")
-    assert res["seconds"] < 30 and res["peak_mb"] < 1024, res
+    assert res["peak_mb"] < 1024, res  # time is bounded by the child timeout, not asserted (no timing thresholds)
     assert tree_hashes(ext) == before
 
 

@@ -15,17 +15,25 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfTransformer
 
 
-def idf_weight(matrix: sp.spmatrix, log_values: bool = True, fit_rows: np.ndarray | None = None) -> sp.csr_matrix:
+def idf_weight(
+    matrix: sp.spmatrix, log_values: bool = True, fit_rows: np.ndarray | None = None, sort_indices: bool = True
+) -> sp.csr_matrix:
     """log(1 + value) damped counts, scaled by item idf so hub items do not dominate.
 
     The idf is scikit-learn's smoothed one, ``ln((1 + n) / (1 + df)) + 1``
     (``TfidfTransformer``), with document frequencies over ``fit_rows`` (default: every
-    row); no row normalisation. It is applied as a product with the diagonal idf matrix,
-    whose output layout the SVD downstream was measured with (same numbers, bit for bit).
+    row); no row normalisation. It is applied as a product with the diagonal idf matrix.
+    Why ``sort_indices``: sparse products and the randomized SVD downstream sum in the
+    stored index order, so the layout decides the last bits of every vector, and those
+    bits decide MAP-2T's early-stopping epoch. The published numbers were produced with
+    sorted indices (an earlier ``matrix > 0`` sorted them in place); UserKNN's with the
+    order as given (it passes False).
     """
     m = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
     if log_values:
         m.data = np.log1p(np.abs(m.data))
+    if sort_indices:
+        m.sort_indices()
     if m.shape[0] == 0:
         return m
     fit = sp.csr_matrix(m if fit_rows is None else m[fit_rows], copy=True)

@@ -64,7 +64,7 @@ def tfidf_rows(m: sp.csr_matrix, train_rows: np.ndarray, tf: str = "log", idf: b
         raise ValueError(f"tf must be 'log', 'binary' or 'raw', got {tf!r}")
     m.eliminate_zeros()
     if idf:
-        m = idf_weight(m, log_values=False, fit_rows=train_rows)
+        m = idf_weight(m, log_values=False, fit_rows=train_rows, sort_indices=False)
     norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
     inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
     return sp.csr_matrix(sp.diags(inv) @ m)
