@@ -277,6 +277,32 @@ def contract_planted() -> Planted:
     return planted_scenario(sizes=CONTRACT_SIZES, n_popular=1, popular_rate=0.1, k=4, name="contract-planted")
 
 
+def shuffled_twin(p: Planted, seed: int = 1) -> Planted:
+    """The null twin of a planted scenario: source histories permuted among users of the same cohort.
+
+    Target records, evaluable users, folds and cohort sizes are those of ``p``; only
+    who owns which source history changes (seeded), so a user's books no longer follow
+    their own source taste. Whatever a model scores here it scores without transfer,
+    which is why no model may beat Popularity on it (tests/test_cross_domain_contract.py).
+    """
+    owners: dict[str, set[str]] = {}
+    for dom, recs in p.source.items():
+        for rec in recs:
+            owners.setdefault(rec[0], set()).add(dom)
+    by_cohort: dict[tuple, list[str]] = {}
+    for u in sorted(owners):
+        by_cohort.setdefault(tuple(sorted(owners[u])), []).append(u)
+    rng = np.random.default_rng([seed, 91])
+    new_owner = {}
+    for cohort in sorted(by_cohort):
+        us = by_cohort[cohort]
+        for u, v in zip(us, np.array(us)[rng.permutation(len(us))]):
+            new_owner[u] = str(v)
+    source = {dom: [(new_owner[r[0]], *r[1:]) for r in recs] for dom, recs in p.source.items()}
+    group = {new_owner.get(u, u): g for u, g in p.group.items()}
+    return dataclasses.replace(p, source=source, group=group, name=p.name + "-twin")
+
+
 # ---------------------------------------------------------------- pytest fixtures
 
 
@@ -311,5 +337,13 @@ def planted_fold(planted_small) -> tuple[TrainView, Truth]:
 @pytest.fixture(scope="module")
 def contract_fold() -> tuple[TrainView, Truth, Planted]:
     p = contract_planted()
+    view, truth = p.fold()
+    return view, truth, p
+
+
+@pytest.fixture(scope="module")
+def contract_twin_fold() -> tuple[TrainView, Truth, Planted]:
+    """Fold 0 of the contract fixture's shuffled twin (:func:`shuffled_twin`)."""
+    p = shuffled_twin(contract_planted())
     view, truth = p.fold()
     return view, truth, p

