@@ -43,6 +43,7 @@ import numpy as np
 from benchmark.scenarios.protocol import TrainView
 from benchmark.models.base import Recommender
 from benchmark.models.common import torch_threads
+from benchmark.models.recbole.ease import CholeskyEASE
 from benchmark.models.recbole.data import DATASET_NAME, merged_graph, quiet_recbole, write_atomic
 
 SUPPORTED = ("BPR", "LightGCN", "EASE", "ItemKNN", "MultiVAE")
@@ -138,7 +139,8 @@ class RecBoleModel(Recommender):
         with tempfile.TemporaryDirectory(prefix="cdrbench-recbole-") as tmp, quiet_recbole(), torch_threads(cfg.torch_threads):
             write_atomic(graph, Path(tmp), DATASET_NAME)
             config = Config(model=cfg.model, dataset=DATASET_NAME, config_dict=_recbole_settings(cfg, tmp, self.seed))
-            model_cls = get_model(config["model"])
+            # EASE: RecBole's class with a Cholesky inverse (benchmark/models/recbole/ease.py).
+            model_cls = CholeskyEASE if cfg.model == "EASE" else get_model(config["model"])
             trainer_cls = get_trainer(config["MODEL_TYPE"], config["model"])
             init_seed(config["seed"], config["reproducibility"])
             dataset = create_dataset(config)
