@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from benchmark.config.params import Params
 from benchmark.config.paths import run_dir
 from benchmark.config.specs import display_names
+from benchmark.evaluation.collapse import collapse_stats
 from benchmark.evaluation.evaluate import evaluate_topk
 from benchmark.evaluation.records import config_hash, topk_frame, write_run
 from conftest import make_params
@@ -92,6 +93,7 @@ def write_fake_runs(root: Path, scenario: str, skills: dict[str, float], seeds=(
                     "tuning": {"chosen_config": {} if model == "popularity" else {"lr": 0.01 * (fold + 1), "dim": 64}},
                     "git_rev": "fake", "git_dirty": False, "versions": {}, "data_checksums": {},
                     "fit_time_s": 0.0, "score_time_s": 0.0, "wall_time_s": 0.0, "peak_mem_mb": 0.0,
+                    "collapse": collapse_stats(top, popularity),
                 }
                 written.append(write_run(run_dir(scenario, model, int(seed), fold, root=Path(root)), record,
                                          per_user, topk_frame(test, top, catalog)))

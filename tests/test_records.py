@@ -32,6 +32,7 @@ def make_run(model="popularity", seed=0, fold=1, scenario="toy", n=3, config=Non
         "min_support": 1, "catalog_size": 4, "n_test_users": n, "n_dropped_test": 1, "n_valid_users": 2,
         "n_dropped_valid": 0, "tuning": {"n_trials": 0}, "data_checksums": {"src": "00ff"},
         "fit_time_s": 0.1, "score_time_s": 0.01, "wall_time_s": 0.2,
+        "collapse": {"distinct_share": 1.0, "pop_overlap": 0.0, "collapsed": False},
     }  # fmt: skip
     record.update(provenance())
     users = np.array([f"u{i}" for i in range(n)])
@@ -65,7 +66,7 @@ def test_record_json_is_deterministic(tmp_path):
     assert (a / "record.json").read_bytes() == (b / "record.json").read_bytes()
 
 
-@pytest.mark.parametrize("key", ["config_hash", "git_rev", "n_dropped_test", "data_checksums", "scenario_hash"])
+@pytest.mark.parametrize("key", ["config_hash", "git_rev", "n_dropped_test", "data_checksums", "scenario_hash", "collapse"])
 def test_missing_key_is_rejected(tmp_path, key):
     record, per_user, topk = make_run()
     del record[key]

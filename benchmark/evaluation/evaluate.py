@@ -88,7 +88,8 @@ def evaluate_model(
     Returns the per-user frame of :func:`evaluate_topk` (input order) and the
     ``(n, max(ks))`` top-list index array. Timings are attached as
     ``frame.attrs["score_time_s"]`` (inside ``model.score``) and
-    ``frame.attrs["eval_time_s"]`` (the whole call), so the run record can carry them.
+    ``frame.attrs["eval_time_s"]`` (the whole call), so the run record can carry them,
+    and the mean score per catalog item as ``frame.attrs["mean_scores"]``.
     """
     t0 = time.perf_counter()
     ks = check_ks(ks)
@@ -107,16 +108,20 @@ def evaluate_model(
 
         starts = tqdm(starts, desc=f"scoring {_model_name(model)}", unit="batch")
     parts, score_time = [], 0.0
+    score_sum = np.zeros(n_catalog, dtype=np.float64)
     for start in starts:
         rows = user_rows[start : start + batch_size]
         s0 = time.perf_counter()
         s = _score_batch(model, rows, n_catalog)
         score_time += time.perf_counter() - s0
+        score_sum += s.sum(axis=0, dtype=np.float64)
         parts.append(topk_indices(s, width))
     topk = np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.int64)
     if width < kmax:  # catalog smaller than K: pad with empty ranks
         topk = np.concatenate([topk, np.full((len(topk), kmax - width), -1, dtype=np.int64)], axis=1)
     frame = evaluate_topk(topk, t, ks, popularity)
     frame.attrs["score_time_s"] = score_time
+    # Mean score per catalog item over these users (the collapse detector's Spearman).
+    frame.attrs["mean_scores"] = score_sum / max(len(user_rows), 1)
     frame.attrs["eval_time_s"] = time.perf_counter() - t0
     return frame, topk

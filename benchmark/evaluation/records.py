@@ -41,7 +41,7 @@ REQUIRED_KEYS = (
     "scenario", "scenario_hash", "semi_synthetic", "seed", "fold", "n_folds", "seeds_setting",
     "min_support", "catalog_size", "n_test_users", "n_dropped_test", "n_valid_users",
     "n_dropped_valid", "tuning", "git_rev", "git_dirty", "versions", "data_checksums",
-    "fit_time_s", "score_time_s", "wall_time_s", "peak_mem_mb",
+    "fit_time_s", "score_time_s", "wall_time_s", "peak_mem_mb", "collapse",
 )  # fmt: skip
 PER_USER_LEAD = ("user", "cohort", "n_source", "n_pos")
 TOPK_COLUMNS = ("user", "rank", "item")

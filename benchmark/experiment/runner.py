@@ -26,6 +26,7 @@ from benchmark.config import paths
 from benchmark.config.jsonio import jsonable
 from benchmark.config.params import Params
 from benchmark.config.specs import ModelSpec, discover
+from benchmark.evaluation.collapse import collapse_stats
 from benchmark.evaluation.evaluate import evaluate_model
 from benchmark.evaluation.records import config_hash, provenance, topk_frame, write_run
 from benchmark.experiment import registry
@@ -135,7 +136,9 @@ def fit_and_evaluate(spec: ModelSpec, pair: tuple, overrides: dict, seed: int, k
     fit_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     per_user, topk = evaluate_model(model, view.test_users, truth.test, ks, view.popularity())
+    collapse = collapse_stats(topk, view.popularity(), per_user.attrs.get("mean_scores"))
     return {
+        "collapse": collapse,
         "per_user": per_user, "topk": topk, "fit_s": fit_s, "score_s": time.perf_counter() - t1,
         "n_train_users": int(len(train_view.train_users)), "fit_info": dict(model.fit_info),
         # Peak RSS of the worker process (workers are reused, so an upper bound).
@@ -164,6 +167,7 @@ def _write_record(spec: ModelSpec, pair: tuple, tuning: dict, seed: int, fold: i
         "tuning": tuning, "data_checksums": ctx.checksums,
         "fit_time_s": round(res["fit_s"], 3), "score_time_s": round(res["score_s"], 3),
         "wall_time_s": round(res["fit_s"] + res["score_s"], 3), "fit_info": jsonable(res["fit_info"]),
+        "collapse": res["collapse"],
     }
     record.update(provenance())
     record["peak_mem_mb"] = res["peak_mem_mb"]

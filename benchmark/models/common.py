@@ -63,3 +63,12 @@ def ndcg_of_top(top: np.ndarray, truth: sp.csr_matrix) -> float:
     n_pos = np.minimum(np.asarray(truth.getnnz(axis=1)), k)
     idcg = np.cumsum(disc)[np.maximum(n_pos - 1, 0)] * (n_pos > 0)
     return float(np.mean(np.divide(dcg, idcg, out=np.zeros_like(dcg), where=idcg > 0)))
+
+
+def holdout_ndcg(scores: np.ndarray, truth: sp.csr_matrix, k: int = 10) -> float:
+    """NDCG@k of score rows against binary truth rows (the early-stopping signal, never a reported metric)."""
+    import torch
+
+    k = min(int(k), scores.shape[1])
+    top = torch.topk(torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32)), k, dim=1).indices.numpy()
+    return ndcg_of_top(top, truth)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from benchmark.config import paths
 from benchmark.config.params import Params
+from benchmark.evaluation.collapse import collapse_stats
 from benchmark.evaluation.evaluate import evaluate_topk
 from benchmark.evaluation.records import config_hash, provenance, topk_frame, write_run
 from benchmark.submission import entries
@@ -58,6 +59,7 @@ def score(checked: dict) -> list[tuple[dict, pd.DataFrame, pd.DataFrame]]:
             "n_dropped_valid": int(truth.dropped["valid"]),
             "tuning": {"chosen_config": {}, "note": "external submission: tuned by its authors, not by the benchmark"},
             "data_checksums": {}, **prov, "fit_time_s": None, "score_time_s": None, "wall_time_s": None,
+            "collapse": collapse_stats(topk, view.popularity()),  # ranked lists only: no mean scores
         }
         out.append((record, per_user, topk_frame(users, topk, view.catalog)))
     return out

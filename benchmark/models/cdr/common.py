@@ -32,7 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from benchmark.models.common import ndcg_of_top
+from benchmark.models.common import holdout_ndcg  # noqa: F401  (re-exported for the zoo modules)
 from benchmark.scenarios.protocol import TrainView
 
 
@@ -41,6 +41,7 @@ def binary(m: sp.spmatrix) -> sp.csr_matrix:
     out = sp.csr_matrix(m, dtype=np.float32, copy=True)
     out.data = (out.data > 0).astype(np.float32)
     out.eliminate_zeros()
+    out.sort_indices()  # bpr_triples walks storage order: equal contents must give equal triples
     return out
 
 
@@ -67,6 +68,7 @@ class Domains:
         keep[self.fit_rows] = 1.0
         out = sp.diags(keep).dot(self.target).tocsr()
         out.eliminate_zeros()
+        out.sort_indices()
         return out
 
 
@@ -117,7 +119,9 @@ def bpr_triples(matrix: sp.csr_matrix, rows: np.ndarray, rng: np.random.Generato
     user's positives (after ``max_resample`` rounds a user with nearly every item keeps
     the last draw; with the catalogs here that never happens). Shuffled.
     """
-    sub = matrix[rows].tocoo()
+    sub = matrix[rows]
+    sub.sort_indices()
+    sub = sub.tocoo()
     users = np.asarray(rows)[sub.row]
     pos = sub.col.astype(np.int64)
     n_items = matrix.shape[1]
@@ -165,13 +169,6 @@ def train_bpr_mf(matrix: sp.csr_matrix, rows: np.ndarray, dim: int, epochs: int,
     u_out = np.zeros((n_users, dim), dtype=np.float32)
     u_out[rows] = user.weight.detach().numpy()[rows]
     return u_out, item.weight.detach().numpy().astype(np.float32)
-
-
-def holdout_ndcg(scores: np.ndarray, truth: sp.csr_matrix, k: int = 10) -> float:
-    """NDCG@k of score rows against binary truth rows (the early-stopping signal, never a reported metric)."""
-    k = min(int(k), scores.shape[1])
-    top = torch.topk(torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32)), k, dim=1).indices.numpy()
-    return ndcg_of_top(top, truth)
 
 
 class EarlyStop:

@@ -42,11 +42,14 @@ import numpy as np
 
 from benchmark.scenarios.protocol import TrainView
 from benchmark.models.base import Recommender
-from benchmark.models.common import torch_threads
+from benchmark.models.common import holdout_ndcg, torch_threads
 from benchmark.models.recbole.ease import CholeskyEASE
+from benchmark.models.recbole.sampling import OwnDomainSampler, item_domains
 from benchmark.models.recbole.data import DATASET_NAME, merged_graph, quiet_recbole, write_atomic
 
 SUPPORTED = ("BPR", "LightGCN", "EASE", "ItemKNN", "MultiVAE")
+PAIRWISE = ("BPR", "LightGCN")  # trained with sampled negatives
+TRAINED = ("BPR", "LightGCN", "MultiVAE")  # epoch-based: early stopping applies
 
 # Model-specific hyperparameters; None means "RecBole's own default for that model".
 _MODEL_KEYS = ("embedding_size", "n_layers", "reg_weight", "k", "shrink", "latent_dimension", "mlp_hidden_size", "dropout_prob", "anneal_cap", "total_anneal_steps")
@@ -58,6 +61,7 @@ class RecBoleConfig:
     epochs: int = 20  # cap; traditional models (EASE, ItemKNN) fit in one pass anyway
     train_batch_size: int = 2048
     learning_rate: float = 0.001
+    weight_decay: float = 0.0  # RecBole's trainer setting (Adam's L2), tuned for BPR/LightGCN/MultiVAE
     embedding_size: int | None = None  # BPR, LightGCN
     n_layers: int | None = None  # LightGCN
     reg_weight: float | None = None  # LightGCN (L2), EASE (ridge, ~100-1000)
@@ -68,6 +72,16 @@ class RecBoleConfig:
     dropout_prob: float | None = None  # MultiVAE
     anneal_cap: float | None = None  # MultiVAE
     total_anneal_steps: int | None = None  # MultiVAE
+    # Pairwise models (BPR, LightGCN): draw each negative from the positive's own domain
+    # (benchmark/models/recbole/sampling.py) instead of RecBole's uniform draw over all items.
+    own_domain_negatives: bool = True
+    # Early stopping of the trained models (BPR, LightGCN, MultiVAE): a seeded share of the
+    # training users with source and target history is held out of the graph's target side
+    # and scored as cold users every `eval_every` epochs; the best epoch's weights are kept.
+    # 0 disables it (all `epochs` run). EASE and ItemKNN fit in one pass.
+    holdout_share: float = 0.1
+    eval_every: int = 2
+    patience: int = 3
     min_source_support: int = 1  # keep source items held by >= this many training users
     max_source_items: int | None = None  # keep only the most supported source items (EASE cost)
     score_batch_size: int = 1024
@@ -110,6 +124,7 @@ def _recbole_settings(cfg: RecBoleConfig, data_path: str, seed: int) -> dict[str
         "eval_step": 0,
         "train_batch_size": int(cfg.train_batch_size),
         "learning_rate": float(cfg.learning_rate),
+        "weight_decay": float(cfg.weight_decay),
     }
     for key in _MODEL_KEYS:
         val = getattr(cfg, key)
@@ -120,6 +135,28 @@ def _recbole_settings(cfg: RecBoleConfig, data_path: str, seed: int) -> dict[str
             d[key] = int(d[key])
     d.update(cfg.extra)
     return d
+
+
+def _without_target_rows(view: TrainView, rows: np.ndarray) -> TrainView:
+    """``view`` whose rows ``rows`` are no longer training users (their target rows emptied)."""
+    if not len(rows):
+        return view
+    import dataclasses
+
+    import scipy.sparse as sp
+
+    keep = np.ones(view.n_users, dtype=np.float32)
+    keep[rows] = 0.0
+    target = sp.diags(keep).dot(view.target_train).tocsr()
+    target.eliminate_zeros()
+    return dataclasses.replace(view, train_users=np.setdiff1d(view.train_users, rows), target_train=target)
+
+
+def _reset_cache(model) -> None:
+    """LightGCN caches propagated embeddings for scoring; a weight change must drop them."""
+    for name in ("restore_user_e", "restore_item_e"):
+        if hasattr(model, name):
+            setattr(model, name, None)
 
 
 class RecBoleModel(Recommender):
@@ -135,7 +172,11 @@ class RecBoleModel(Recommender):
 
         cfg: RecBoleConfig = self.config
         t0 = time.perf_counter()
-        graph = merged_graph(view, cfg.min_source_support, cfg.max_source_items)
+        pop = view.popularity()
+        self._fallback = (pop - 1e-9 * np.arange(len(pop))).astype(np.float64)
+        stop_rows = self._holdout(view) if cfg.model in TRAINED else np.zeros(0, dtype=np.int64)
+        fit_view = _without_target_rows(view, stop_rows)
+        graph = merged_graph(fit_view, cfg.min_source_support, cfg.max_source_items)
         with tempfile.TemporaryDirectory(prefix="cdrbench-recbole-") as tmp, quiet_recbole(), torch_threads(cfg.torch_threads):
             write_atomic(graph, Path(tmp), DATASET_NAME)
             config = Config(model=cfg.model, dataset=DATASET_NAME, config_dict=_recbole_settings(cfg, tmp, self.seed))
@@ -149,16 +190,25 @@ class RecBoleModel(Recommender):
             if len(train_ds) != graph.n_interactions:
                 raise RuntimeError(f"RecBole kept {len(train_ds)} of {graph.n_interactions} interactions; a filter is active")
             train_sampler, _, _ = create_samplers(config, dataset, built)
+            if cfg.model in PAIRWISE and cfg.own_domain_negatives:
+                vocab = set(dataset.field2token_id[dataset.iid_field])
+                tokens = np.array([t for t in graph.item_tokens if t in vocab], dtype=object)
+                iid = dataset.token2id(dataset.iid_field, list(tokens))
+                pairs = (train_ds.inter_feat[dataset.uid_field].numpy(), train_ds.inter_feat[dataset.iid_field].numpy())
+                train_sampler = OwnDomainSampler(train_sampler, item_domains(tokens, iid, dataset.item_num), pairs)
+            self.sampler_ = train_sampler
             train_data = get_dataloader(config, "train")(config, train_ds, train_sampler, shuffle=config["shuffle"])
             init_seed(config["seed"], config["reproducibility"])
             model = model_cls(config, train_ds).to(config["device"])
             trainer = trainer_cls(config, model)
-            trainer.fit(train_data, valid_data=None, verbose=False, saved=False, show_progress=False)
             self._map_ids(dataset, graph, view)
+            self._model, self._uid_field = model, config["USER_ID_FIELD"]
+            if cfg.model in TRAINED:
+                stop = self._train_with_early_stopping(trainer, train_data, view, stop_rows)
+            else:
+                trainer.fit(train_data, valid_data=None, verbose=False, saved=False, show_progress=False)
+                stop = {}
         model.eval()
-        self._model, self._uid_field = model, config["USER_ID_FIELD"]
-        pop = view.popularity()
-        self._fallback = (pop - 1e-9 * np.arange(len(pop))).astype(np.float64)
         self.fit_info = {
             "fit_seconds": time.perf_counter() - t0,
             "n_interactions": graph.n_interactions,
@@ -166,8 +216,55 @@ class RecBoleModel(Recommender):
             "source_items_kept": graph.n_source_kept,
             "source_items_dropped": graph.n_source_dropped,
             "fallback_users": int(np.sum(self._uid[np.concatenate([view.valid_users, view.test_users])] < 0)),
+            "negatives": ("own-domain" if cfg.own_domain_negatives else "uniform over all items") if cfg.model in PAIRWISE else None,
+            **stop,
         }
         return self
+
+    def _holdout(self, view: TrainView) -> np.ndarray:
+        """Training users held out as cold for early stopping: seeded, with source and target history."""
+        cfg = self.config
+        if cfg.holdout_share <= 0:
+            return np.zeros(0, dtype=np.int64)
+        train = np.sort(view.train_users)
+        has_src = view.source_lengths(train) > 0
+        has_tgt = np.asarray(view.target_train[train].getnnz(axis=1)) > 0
+        cand = train[has_src & has_tgt]
+        n = int(round(cfg.holdout_share * len(cand)))
+        if n < 3:
+            return np.zeros(0, dtype=np.int64)
+        return np.sort(np.random.default_rng([self.seed, 63]).choice(cand, size=n, replace=False))
+
+    def _train_with_early_stopping(self, trainer, train_data, view: TrainView, stop_rows: np.ndarray) -> dict:
+        """RecBole's own epoch (``trainer._train_epoch``), our check on hold-out users every few epochs."""
+        import copy
+
+        cfg = self.config
+        model = self._model
+        self.holdout_rows_ = np.asarray(stop_rows)
+        truth = (view.target_train[stop_rows] > 0).astype(np.float32).tocsr()
+        best, best_epoch, best_state, bad, curve = -np.inf, cfg.epochs - 1, None, 0, []
+        every = max(1, int(cfg.eval_every))
+        for epoch in range(int(cfg.epochs)):
+            trainer._train_epoch(train_data, epoch, show_progress=False)
+            last = epoch == cfg.epochs - 1
+            if not len(stop_rows) or not ((epoch + 1) % every == 0 or last):
+                continue
+            model.eval()
+            value = holdout_ndcg(self.score(stop_rows), truth, 10)
+            _reset_cache(model)
+            curve.append((epoch, round(value, 5)))
+            if value > best:
+                best, best_epoch, best_state, bad = value, epoch, copy.deepcopy(model.state_dict()), 0
+            else:
+                bad += 1
+                if bad >= cfg.patience:
+                    break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+            _reset_cache(model)
+        return {"chosen_epoch": int(best_epoch), "epochs_run": int(epoch + 1), "holdout_users": int(len(stop_rows)),
+                "best_holdout_ndcg": None if best == -np.inf else float(best), "holdout_curve": curve}
 
     def _map_ids(self, dataset, graph, view: TrainView) -> None:
         """Our rows/columns -> RecBole internal ids, via RecBole's own vocabulary."""
@@ -177,9 +274,21 @@ class RecBoleModel(Recommender):
         has = np.array([t in known for t in graph.user_tokens])
         if has.any():
             self._uid[has] = dataset.token2id(uid_field, list(graph.user_tokens[has]))
-        self._iid = np.asarray(dataset.token2id(iid_field, list(graph.item_tokens[: graph.n_catalog])), dtype=np.int64)
+        # A catalog item held only by early-stopping hold-out users has no edge in the graph,
+        # so RecBole never saw it: it gets id 0 and ranks below every item RecBole scored.
+        items = set(dataset.field2token_id[iid_field])
+        cat = graph.item_tokens[: graph.n_catalog]
+        seen = np.array([t in items for t in cat])
+        in_graph = np.zeros(graph.n_catalog, dtype=bool)
+        in_graph[np.unique(graph.cols[graph.cols < graph.n_catalog])] = True
+        if not np.array_equal(seen, in_graph):
+            raise RuntimeError("RecBole's item vocabulary differs from the graph's catalog edges (id mapping bug)")
+        self._iid = np.zeros(graph.n_catalog, dtype=np.int64)
+        if seen.any():
+            self._iid[seen] = dataset.token2id(iid_field, list(cat[seen]))
+        self._unseen = ~seen
         self._n_items = int(dataset.item_num)
-        if np.any(self._iid <= 0) or len(np.unique(self._iid)) != view.n_catalog:
+        if np.any(self._iid[seen] <= 0) or len(np.unique(self._iid[seen])) != int(seen.sum()):
             raise RuntimeError("catalog items are missing from RecBole's vocabulary (id mapping bug)")
 
     def score(self, user_rows: np.ndarray) -> np.ndarray:
@@ -197,7 +306,10 @@ class RecBoleModel(Recommender):
                 pos = known[s : s + bs]
                 inter = Interaction({self._uid_field: torch.as_tensor(uids[pos])})
                 full = self._model.full_sort_predict(inter).reshape(len(pos), self._n_items)
-                out[pos] = full[:, torch.as_tensor(self._iid)].double().cpu().numpy()
+                block = full[:, torch.as_tensor(self._iid)].double().cpu().numpy()
+                if self._unseen.any():
+                    block[:, self._unseen] = block[:, ~self._unseen].min(axis=1, keepdims=True) - 1.0
+                out[pos] = block
         if not np.all(np.isfinite(out)):
             raise FloatingPointError(f"RecBole {self.config.model} produced non-finite scores (diverged training?)")
         return out
