@@ -22,7 +22,7 @@ from benchmark.config.params import load_params
 from benchmark.config.specs import discover, load_spec
 from benchmark.experiment import registry
 from benchmark.experiment.runner import fit_and_evaluate
-from benchmark.report.leaderboard import display_name
+from benchmark.report.runs import display_name
 
 
 def _section_blocks() -> tuple[str, str, str, str]:

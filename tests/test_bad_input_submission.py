@@ -40,7 +40,8 @@ from typer.testing import CliRunner
 import benchmark.cli as cli
 from benchmark.config import paths
 from benchmark.report.csvcells import neutralise, neutralised
-from benchmark.report.leaderboard import ScenarioRuns, Settings, leaderboard_frame
+from benchmark.report.leaderboard import leaderboard_frame
+from benchmark.report.runs import ScenarioRuns, Settings
 from benchmark.scenarios.protocol import load_scenario
 from benchmark.submission import reading
 from benchmark.submission import score as sub

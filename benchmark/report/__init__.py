@@ -18,7 +18,8 @@ from pathlib import Path
 from benchmark.config import paths
 from benchmark.report.figures import leaderboard_figure, relative_figure, replication_figure
 from benchmark.config.params import Params
-from benchmark.report.leaderboard import ScenarioRuns, Settings, write_leaderboard
+from benchmark.report.leaderboard import write_leaderboard
+from benchmark.report.runs import ScenarioRuns, Settings
 from benchmark.report.recipes import TABLE2, TABLE3
 from benchmark.report.readme import render
 from benchmark.report.tables import T7_METRICS, table1, table4, table5, table6, table7, table7_head_tail, table7_history, table_cohort

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from benchmark.report.leaderboard import HEADLINE  # noqa: E402
+from benchmark.report.runs import HEADLINE  # noqa: E402
 from benchmark.report.recipes import REFERENCE  # noqa: E402
 
 DPI = 110

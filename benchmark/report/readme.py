@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.report.leaderboard import HEADLINE, MARK_BETTER, ScenarioRuns, display_name, fmt_rel
+from benchmark.report.runs import HEADLINE, MARK_BETTER, ScenarioRuns, display_name, fmt_rel
 from benchmark.report.recipes import FUSION, IMPUTED, ORDERING_MIDDLE, ORDERING_TOP, PODCAST_STEP, REFERENCE
 
 REPRODUCED, NOT_REPRODUCED, NOT_AVAILABLE = "reproduced", "not reproduced", "not available"

@@ -19,7 +19,8 @@ import pandas as pd
 from benchmark.evaluation.stats import holm
 from benchmark.report.csvcells import write_csv
 from benchmark.scenarios.schema import COHORT_MP
-from benchmark.report.leaderboard import HEADLINE, ScenarioRuns, banner, display_name, fmt_abs, fmt_rel
+from benchmark.report.leaderboard import banner
+from benchmark.report.runs import HEADLINE, ScenarioRuns, display_name, fmt_abs, fmt_rel
 from benchmark.report.recipes import CHAIN_PREFIX, CHAINS, FUSION, REFERENCE, TABLE1
 
 SHORT = {"P": "Precision", "R": "Recall", "F1": "F1", "HR": "Hit Rate"}
