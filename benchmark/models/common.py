@@ -72,3 +72,13 @@ def holdout_ndcg(scores: np.ndarray, truth: sp.csr_matrix, k: int = 10) -> float
     k = min(int(k), scores.shape[1])
     top = torch.topk(torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32)), k, dim=1).indices.numpy()
     return ndcg_of_top(top, truth)
+
+
+def checked_rows(user_rows, n_users: int, model: str) -> np.ndarray:
+    """``user_rows`` as int64 row indices, or a one-line error naming ``model`` (bad shape, type or range)."""
+    rows = np.asarray(user_rows)
+    if rows.ndim != 1 or (len(rows) and not np.issubdtype(rows.dtype, np.integer)):
+        raise ValueError(f"{model}: user_rows must be a 1-d array of integer row indices, got shape {rows.shape} dtype {rows.dtype}")
+    if len(rows) and (rows.min() < 0 or rows.max() >= n_users):
+        raise ValueError(f"{model}: user_rows out of range [0, {n_users}): min {rows.min()}, max {rows.max()}")
+    return rows.astype(np.int64)

@@ -41,7 +41,7 @@ from torch import nn
 
 from benchmark.models.base import Recommender
 from benchmark.models.cdr.common import EarlyStop, Domains, bpr_triples, domains, holdout_ndcg
-from benchmark.models.common import torch_threads
+from benchmark.models.common import checked_rows, torch_threads
 from benchmark.scenarios.protocol import TrainView
 
 COLD_SCORES = ("shared", "full")
@@ -241,8 +241,6 @@ class CLFM(Recommender):
     def score(self, user_rows: np.ndarray) -> np.ndarray:
         if not hasattr(self, "_u"):
             raise RuntimeError("CLFM.score called before fit")
-        rows = np.asarray(user_rows)
-        if rows.ndim != 1 or (len(rows) and not np.issubdtype(rows.dtype, np.integer)):
-            raise ValueError(f"user_rows must be a 1-d array of integer row indices, got shape {rows.shape} dtype {rows.dtype}")
+        rows = checked_rows(user_rows, self._u.shape[0], "CLFM")
         with torch_threads(int(self.config.threads)):
-            return self._scores_of(self._u[rows.astype(np.int64)])
+            return self._scores_of(self._u[rows])

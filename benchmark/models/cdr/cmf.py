@@ -57,7 +57,7 @@ import torch
 
 from benchmark.models.base import Recommender
 from benchmark.models.cdr.common import EarlyStop, bpr_triples, domains, holdout_ndcg
-from benchmark.models.common import torch_threads
+from benchmark.models.common import checked_rows, torch_threads
 from benchmark.scenarios.protocol import TrainView
 
 
@@ -225,10 +225,6 @@ class CMF(Recommender):
     def score(self, user_rows: np.ndarray) -> np.ndarray:
         if not hasattr(self, "factors"):
             raise RuntimeError("CMF.score called before fit")
-        rows = np.asarray(user_rows)
-        if rows.ndim != 1 or (len(rows) and not np.issubdtype(rows.dtype, np.integer)):
-            raise ValueError(f"user_rows must be a 1-d array of integer row indices, got shape {rows.shape} dtype {rows.dtype}")
-        if len(rows) and (rows.min() < 0 or rows.max() >= len(self._trained)):
-            raise ValueError(f"user_rows out of range [0, {len(self._trained)})")
+        rows = checked_rows(user_rows, len(self._trained), "CMF")
         with torch_threads(int(self.config.threads)):
             return self._scores(rows.astype(np.int64))

@@ -34,7 +34,7 @@ from torch import nn
 
 from benchmark.models.base import Recommender
 from benchmark.models.cdr.common import EarlyStop, domains, holdout_ndcg, train_bpr_mf
-from benchmark.models.common import torch_threads
+from benchmark.models.common import checked_rows, torch_threads
 from benchmark.scenarios.protocol import TrainView
 
 MAPPINGS = ("mlp", "linear")
@@ -188,12 +188,7 @@ class EMCDR(Recommender):
         """f(source factor) . target item factors + item bias; a user without source items maps the zero vector."""
         if not hasattr(self, "mapping_"):
             raise RuntimeError("EMCDR.score called before fit")
-        rows = np.asarray(user_rows)
-        if rows.ndim != 1 or (len(rows) and not np.issubdtype(rows.dtype, np.integer)):
-            raise ValueError(f"user_rows must be a 1-d array of integer row indices, got shape {rows.shape} dtype {rows.dtype}")
-        n = self.source_factors_.shape[0]
-        if len(rows) and (rows.min() < 0 or rows.max() >= n):
-            raise ValueError(f"user_rows out of range [0, {n}): min {rows.min()}, max {rows.max()}")
+        rows = checked_rows(user_rows, self.source_factors_.shape[0], "EMCDR")
         with torch_threads(int(self.config.threads)), torch.no_grad():
             mapped = self.mapping_(torch.from_numpy(self.source_factors_[rows.astype(np.int64)]))
             return (mapped @ self.target_items_.T + self.target_bias_).numpy().astype(np.float64)

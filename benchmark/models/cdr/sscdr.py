@@ -37,7 +37,7 @@ from torch import nn
 
 from benchmark.models.base import Recommender
 from benchmark.models.cdr.common import EarlyStop, bpr_triples, domains, holdout_ndcg
-from benchmark.models.common import torch_threads
+from benchmark.models.common import checked_rows, torch_threads
 from benchmark.scenarios.protocol import TrainView
 
 
@@ -268,11 +268,6 @@ class SSCDR(Recommender):
     def score(self, user_rows: np.ndarray) -> np.ndarray:
         if not hasattr(self, "net"):
             raise RuntimeError("SSCDR.score called before fit")
-        rows = np.asarray(user_rows)
-        if rows.ndim != 1 or (len(rows) and not np.issubdtype(rows.dtype, np.integer)):
-            raise ValueError(f"user_rows must be a 1-d array of integer row indices, got shape {rows.shape} dtype {rows.dtype}")
-        n = self._src.shape[0]
-        if len(rows) and (rows.min() < 0 or rows.max() >= n):
-            raise ValueError(f"user_rows out of range [0, {n}): min {rows.min()}, max {rows.max()}")
+        rows = checked_rows(user_rows, self._src.shape[0], "SSCDR")
         with torch_threads(int(self.config.threads)):
             return self._scores(rows.astype(np.int64))
