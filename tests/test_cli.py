@@ -67,8 +67,11 @@ def test_unknown_model_lists_the_specs(command):
 
 
 def test_tune_fold_outside_the_protocol():
+    from benchmark.config.params import load_params
+
+    proto = load_params(paths.PARAMS).protocol
     assert one_line(cdr("tune", "douban-m2b", "-m", "popularity", "--seed", "7")) == (
-        "no fold (seed=7, fold=0): params protocol has seeds [0] and folds 0-2")
+        f"no fold (seed=7, fold=0): params protocol has seeds {list(proto.seeds)} and folds 0-{proto.k - 1}")
 
 
 def test_debug_shows_the_exception_instead():

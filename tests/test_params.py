@@ -36,7 +36,7 @@ def test_committed_params_are_valid():
     [
         ("time_cut: true", "timecut: true", "scenarios.ciao-m2b.timecut: unknown key"),
         ("protocol:\n", "protocl:\n", "protocl: unknown key"),
-        ("  k: 3 ", "  k: three ", "protocol.k:"),
+        ("  k: 2 ", "  k: two ", "protocol.k:"),
         ("seeds: [0]", "seeds: 0", "protocol.seeds:"),
         ("valid_share: 0.1", "valid_share: 1.5", "protocol.valid_share:"),
         ("rho: 1.0", "rho: 2.0", "scenarios.mpa-linked-rho1.rho:"),
