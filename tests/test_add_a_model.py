@@ -50,7 +50,7 @@ def example(tmp_path, monkeypatch):
     sys.modules.pop(f"benchmark.models.{mod_path.split('/')[-1].removesuffix('.py')}", None)
 
 
-def test_one_module_and_one_spec(example, planted_fold):
+def test_one_module_and_one_spec(example, planted_fold, tmp_path):
     key, specs = example
     assert key in discover(specs)
     assert key in load_params().model_keys(discover(specs))  # `models: all` picks it up
@@ -60,4 +60,6 @@ def test_one_module_and_one_spec(example, planted_fold):
     assert len(res["per_user"]) == len(view.test_users)
     assert np.isfinite(res["per_user"]["NDCG@10"]).all()
     assert res["fit_info"]["cohorts"] >= 1  # fit_info reaches the record
+    assert {"distinct_share", "pop_overlap", "collapsed"} <= set(res["collapse"])
+    res["per_user"].to_parquet(tmp_path / "per_user.parquet")  # what write_run does: frame attrs must be JSON-able
     assert display_name(key, {"display_name": load_spec(key, specs).display_name}) == "Cohort popularity"

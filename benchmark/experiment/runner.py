@@ -136,7 +136,8 @@ def fit_and_evaluate(spec: ModelSpec, pair: tuple, overrides: dict, seed: int, k
     fit_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     per_user, topk = evaluate_model(model, view.test_users, truth.test, ks, view.popularity())
-    collapse = collapse_stats(topk, view.popularity(), per_user.attrs.get("mean_scores"))
+    # Popped: frame attrs are written into the parquet metadata, and an array is not JSON.
+    collapse = collapse_stats(topk, view.popularity(), per_user.attrs.pop("mean_scores", None))
     return {
         "collapse": collapse,
         "per_user": per_user, "topk": topk, "fit_s": fit_s, "score_s": time.perf_counter() - t1,
