@@ -10,7 +10,8 @@ import scipy.sparse as sp
 import torch
 
 from benchmark.models.cdr.common import domains
-from benchmark.models.cdr.ptupcdr import PTUPCDR, MetaNet, padded_history
+from benchmark.models.cdr.common import padded_history
+from benchmark.models.cdr.ptupcdr import PTUPCDR, MetaNet
 from tests.conftest import view_of
 
 

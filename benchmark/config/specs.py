@@ -45,13 +45,17 @@ class ModelSpec:
     search_space: dict = dataclasses.field(default_factory=dict)
     tune_from: str | None = None
     train_cohort: str | None = None
+    # True when the paper's inference needs target history and this module scores a
+    # zero-history user by an adaptation its card names (DESIGN 6b, dual-target family);
+    # the leaderboard marks such rows.
+    adapted: bool = False
 
     def applicable(self, source_domains: list[str]) -> bool:
         return all(d in source_domains for d in self.applies_to)
 
 
 _REQUIRED = ("class", "display_name", "family", "description")
-_OPTIONAL = {"key", "card", "applies_to", "config", "search_space", "tune_from", "train_cohort"}
+_OPTIONAL = {"key", "card", "applies_to", "config", "search_space", "tune_from", "train_cohort", "adapted"}
 
 
 def _check_space(path: Path, space: dict) -> None:
@@ -92,6 +96,8 @@ def load_spec(key: str, root: Path = paths.MODEL_CARDS) -> ModelSpec:
         raise SpecError(f"{path}: class must be an import path 'package.module:Class' (e.g. benchmark.models.popularity:Popularity), got {raw['class']!r}")
     space = raw.get("search_space") or {}
     _check_space(path, space)
+    if not isinstance(raw.get("adapted", False), bool):
+        raise SpecError(f"{path}: adapted must be true or false, got {raw['adapted']!r}")
     config = raw.get("config") or {}
     if not isinstance(config, dict):
         raise SpecError(f"{path}: config must be a mapping, got {type(config).__name__}")
@@ -107,6 +113,7 @@ def load_spec(key: str, root: Path = paths.MODEL_CARDS) -> ModelSpec:
         search_space=space,
         tune_from=raw.get("tune_from"),
         train_cohort=raw.get("train_cohort"),
+        adapted=bool(raw.get("adapted", False)),
     )
 
 

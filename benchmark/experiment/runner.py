@@ -158,7 +158,7 @@ def _write_record(spec: ModelSpec, pair: tuple, tuning: dict, seed: int, fold: i
     config = {**spec.config, **tuning["chosen_config"]}
     record = {
         "model": spec.key, "class": spec.cls, "display_name": spec.display_name, "family": spec.family, "external": False,
-        "description": spec.description, "config": config, "config_hash": config_hash(config),
+        "adapted": spec.adapted, "description": spec.description, "config": config, "config_hash": config_hash(config),
         "scenario": meta["name"], "scenario_hash": ctx.scenario_hash, "semi_synthetic": bool(meta.get("semi_synthetic")),
         "seed": seed, "fold": fold, "n_folds": proto.k, "seeds_setting": list(proto.seeds), "setting": ctx.params.setting,
         "min_support": ctx.min_support, "catalog_size": int(view.n_catalog),

@@ -22,6 +22,7 @@ from benchmark.report.recipes import REFERENCE
 from benchmark.report.runs import HEADLINE, MARK_BETTER, MARK_REF, MARK_WORSE, ScenarioRuns, fmt_abs, fmt_rel
 
 COLLAPSED = "collapsed to Popularity"
+MARK_ADAPTED = "†"  # the paper needs target history; the row is the adaptation its card names
 
 
 def _pct(v: float) -> str:
@@ -91,7 +92,7 @@ def leaderboard_frame(sr: ScenarioRuns) -> tuple[pd.DataFrame, str | None]:
         summary, _ = summarise_config(recs)
         row = {
             "model": m, "name": sr.name(m), "family": info.get("family"), "external": bool(info.get("external")),
-            "description": info.get("description") or "",
+            "adapted": bool(info.get("adapted") is True), "description": info.get("description") or "",
             "n_runs": int(len(recs)), "seeds": " ".join(str(s) for s in sorted(recs["seed"].unique())),
             "folds": " ".join(str(f) for f in sorted(recs["fold"].unique())),
             "n_test_users": int(recs["n_test_users"].sum()), "n_dropped_test": int(recs["n_dropped_test"].sum()),
@@ -141,7 +142,7 @@ def leaderboard_markdown(sr: ScenarioRuns, df: pd.DataFrame, best: str | None, s
     lines.append("|" + "---|" * len(cols))
     for r in df.itertuples(index=False):
         d = dict(zip(df.columns, r))
-        cells = [d["name"], str(d["family"]), str(d["n_runs"])]
+        cells = [d["name"] + (f" {MARK_ADAPTED}" if d["adapted"] else ""), str(d["family"]), str(d["n_runs"])]
         cells += [fmt_abs((d[c], d[f"{c}_lo"], d[f"{c}_hi"])) for c in shown]
         cells += [fmt_rel((d[f"rel_{c}"], d[f"rel_{c}_lo"], d[f"rel_{c}_hi"])) for c in (HEADLINE, f"P@{k0}")]
         cells.append(d["mark"] or "")
@@ -153,6 +154,12 @@ def leaderboard_markdown(sr: ScenarioRuns, df: pd.DataFrame, best: str | None, s
         f"Popularity's top 10. A model is marked **{COLLAPSED}** when most of its runs have distinct lists for at "
         f"most {MAX_DISTINCT_SHARE:.0%} of users or a Pop overlap of at least {MAX_POP_OVERLAP:.1f} "
         "(benchmark/evaluation/collapse.py): its score is Popularity's, not transfer.")
+    if df["adapted"].any():
+        lines.append(
+            f"\n{MARK_ADAPTED} adapted: the model's paper scores users from their own target history, which a "
+            "cold-start user does not have; this row is the closest adaptation its architecture allows (its model "
+            "card, `models/<key>.yaml`, says what was changed and how a zero-history user is scored), not the "
+            "paper's model as published.")
     facts = [(d["name"], d["fallback_users"], d["chosen_epochs"]) for d in df.to_dict(orient="records")
              if d["fallback_users"] is not None or d["chosen_epochs"]]
     if facts:

@@ -204,7 +204,7 @@ def table6(runs: dict[str, ScenarioRuns], boards: dict[str, pd.DataFrame], semi:
             notes.append(f"not available: no model has runs for scenario {s}")
             continue
         for d in df.to_dict(orient="records"):
-            cells = [tag, d["name"], str(d["family"])]
+            cells = [tag, d["name"] + (" †" if d.get("adapted") else ""), str(d["family"])]
             for metric in T7_METRICS:
                 cells.append(fmt_abs((d[metric], d[f"{metric}_lo"], d[f"{metric}_hi"])))
                 out.append({"scenario": s, "semi_synthetic": semi[s], "model": d["model"], "name": d["name"],
@@ -213,6 +213,8 @@ def table6(runs: dict[str, ScenarioRuns], boards: dict[str, pd.DataFrame], semi:
             cells.append(d["mark"] or "")
             rows.append(cells)
     body = md_table(["Scenario", "Model", "Family"] + list(T7_METRICS) + ["Sig. vs strongest baseline"], rows)
+    if any(d.get("adapted") for df in boards.values() if df is not None and not df.empty for d in df.to_dict(orient="records")):
+        notes.append("† adapted: the paper needs target history; the row is the adaptation its model card names.")
     what = ("The full leaderboard: every model with runs on every scenario, absolute NDCG@10, P@3 and HR@3 with 95% "
             "bootstrap intervals over users; marks from each scenario's leaderboard (paired test against that "
             "scenario's strongest baseline on NDCG@10, Holm-corrected). Scenarios marked SEMI-SYNTHETIC are a "

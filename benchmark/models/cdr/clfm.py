@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from benchmark.models.base import Recommender
-from benchmark.models.cdr.common import EarlyStop, Domains, bpr_triples, domains, holdout_ndcg
+from benchmark.models.cdr.common import EarlyStop, Domains, bpr_triples, domains, holdout_ndcg, log_count_bias
 from benchmark.models.common import checked_rows, torch_threads
 from benchmark.scenarios.protocol import TrainView
 
@@ -207,8 +207,7 @@ class CLFM(Recommender):
             if c.item_bias and c.bias_init:
                 with torch.no_grad():
                     for b, m in zip(self.net.bias, mats):
-                        lp = np.log1p(np.asarray(m.sum(axis=0)).ravel())
-                        b.weight.copy_(torch.from_numpy((lp - lp.mean()).astype(np.float32))[:, None])
+                        b.weight.copy_(torch.from_numpy(log_count_bias(m))[:, None])
             tables = [p for m in self.net.modules() if isinstance(m, nn.Embedding) for p in m.parameters()]
             dense = [self.net.s0, *self.net.spec]
             opt = [torch.optim.SparseAdam(tables, lr=float(c.lr)), torch.optim.Adam(dense, lr=float(c.lr), foreach=True)]

@@ -56,42 +56,9 @@ import scipy.sparse as sp
 import torch
 
 from benchmark.models.base import Recommender
-from benchmark.models.cdr.common import EarlyStop, bpr_triples, domains, holdout_ndcg
+from benchmark.models.cdr.common import EarlyStop, RowAdam, bpr_triples, domains, holdout_ndcg
 from benchmark.models.common import checked_rows, torch_threads
 from benchmark.scenarios.protocol import TrainView
-
-
-class RowAdam:
-    """Lazy Adam on the rows a step touched (the rows' moments only; global step for bias correction).
-
-    Why not torch.optim: a step touches a few thousand of ~60k factor rows; dense Adam
-    made an epoch ~8 s on epinions and SparseAdam ~4 s (measured, most of it sparse
-    bookkeeping). Gathering the touched rows as small leaf tensors and updating them in
-    place costs a fraction of that.
-    """
-
-    def __init__(self, tables: dict[str, torch.Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8):
-        self.tables, self.lr, (self.b1, self.b2), self.eps, self.t = tables, lr, betas, eps, 0
-        self.state = {k: torch.zeros(v.shape[0], 2, v.shape[1]) for k, v in tables.items()}  # (m, v) per row
-
-    def gather(self, name: str, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(unique rows, leaf tensor of those rows, inverse index into it)."""
-        rows, inv = torch.unique(idx, return_inverse=True)
-        return rows, self.tables[name].index_select(0, rows).requires_grad_(True), inv
-
-    @torch.no_grad()
-    def step(self, leaves: list[tuple[str, torch.Tensor, torch.Tensor]]) -> None:
-        self.t += 1
-        c1, c2 = 1 - self.b1 ** self.t, 1 - self.b2 ** self.t
-        for name, rows, leaf in leaves:
-            g = leaf.grad
-            st = self.state[name].index_select(0, rows)
-            m, v = st[:, 0], st[:, 1]
-            m.mul_(self.b1).add_(g, alpha=1 - self.b1)
-            v.mul_(self.b2).addcmul_(g, g, value=1 - self.b2)
-            self.state[name].index_copy_(0, rows, st)
-            self.tables[name].index_copy_(0, rows, leaf.detach() - (self.lr / c1) * m / ((v / c2).sqrt_() + self.eps))
 
 
 class CMF(Recommender):

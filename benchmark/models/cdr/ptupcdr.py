@@ -43,28 +43,11 @@ import torch
 from torch import nn
 
 from benchmark.models.base import Recommender
-from benchmark.models.cdr.common import EarlyStop, bpr_triples, domains, holdout_ndcg, train_bpr_mf
-from benchmark.models.common import checked_rows, top_n_per_row, torch_threads
+from benchmark.models.cdr.common import EarlyStop, bpr_triples, domains, holdout_ndcg, padded_history, train_bpr_mf
+from benchmark.models.common import checked_rows, torch_threads
 from benchmark.scenarios.protocol import TrainView
 
 LOSSES = ("bpr", "mse")
-
-
-def padded_history(raw: sp.csr_matrix, cap: int) -> tuple[np.ndarray, np.ndarray]:
-    """(users x cap item indices, bool mask) of each row's ``cap`` largest-valued items.
-
-    Padding points at index ``raw.shape[1]`` (a zero embedding row), so an empty history
-    encodes to p_u = 0 instead of NaN.
-    """
-    m = raw.copy()
-    m.data[m.data <= 0] = 0
-    top = top_n_per_row(m, cap)
-    n_items = raw.shape[1]
-    idx = np.full((raw.shape[0], cap), n_items, dtype=np.int64)
-    rows = np.repeat(np.arange(raw.shape[0]), np.diff(top.indptr))
-    rank = np.arange(top.nnz) - top.indptr[rows]
-    idx[rows, rank] = top.indices
-    return idx, idx < n_items
 
 
 def _mf(matrix: sp.csr_matrix, rows: np.ndarray, min_steps: int,
