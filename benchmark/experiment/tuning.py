@@ -147,7 +147,10 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
+        # address="local": always a fresh in-process cluster. A bare ray.init() joins any
+        # cluster `ray start` left running on this machine (found through /tmp/ray), so a
+        # "local" run would silently depend on what else runs here.
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
 
 
 def _untuned(metric: str) -> dict:
