@@ -144,6 +144,46 @@ def scenario(name: str = typer.Argument(..., help="Scenario name from params.yam
     typer.echo(json.dumps(summary, indent=1, sort_keys=True, default=str)[:3000])
 
 
+@app.command("code-hash")
+def code_hash_cmd(
+    check: Optional[Path] = typer.Option(None, help="A leaderboard JSON: warn (exit 0) when its runs came from other modelling code."),
+) -> None:
+    """Print the hash of the modelling code (models, experiment, evaluation, features, specs) that run records carry."""
+    from benchmark.evaluation.records import code_hash
+
+    now = code_hash()
+    if check is None:
+        typer.echo(now)
+        return
+    try:
+        board = json.loads(Path(check).read_text())
+    except (OSError, ValueError) as e:
+        _fail(f"{check}: cannot read a leaderboard JSON ({e})")
+    then = (board.get("setting") or {}).get("code_hashes") or []
+    if then != [now]:
+        typer.echo(f"warning: {check} was produced by modelling code {', '.join(then) or 'of unknown hash'}; "
+                   f"the code here hashes to {now}: regenerate it with `dvc repro` before citing it", err=True)
+    else:
+        typer.echo(f"{check}: produced by this modelling code ({now})")
+
+
+@app.command("export-hf")
+def export_hf(
+    name: str = typer.Argument(..., help="Scenario name."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default data/hf/<name>)."),
+    params_path: Path = ParamsOpt,
+) -> None:
+    """Write a built scenario as a Hugging Face datasets folder (parquet + README.md with the Hub's YAML).
+
+    Open it with ``datasets.load_dataset(folder, "interactions")`` or a fold config such as
+    ``"fold-s0-f0"``; publish it unchanged with ``huggingface-cli upload``."""
+    from benchmark.scenarios.hf import export_hf as _export
+
+    _stage_params(params_path, name)
+    info = _export(paths.SCENARIOS / name, paths.DATASET_CARDS / name / "card.json", out or paths.DATA / "hf" / name)
+    _echo(info)
+
+
 @app.command()
 def embed(name: str = typer.Argument(..., help="Scenario name."), params_path: Path = ParamsOpt) -> None:
     """Encode the scenario's item text with sentence-transformers (cached by text hash)."""
@@ -213,7 +253,7 @@ def report(params_path: Path = ParamsOpt) -> None:
     """Regenerate leaderboards, tables, figures and results/README.md from run records."""
     from benchmark.report import build_report
 
-    written = build_report(paths.RUNS, paths.RESULTS, _params(params_path), external_root=paths.EXTERNAL)
+    written = build_report(paths.RUNS, paths.RESULTS, _params(params_path), external_root=paths.EXTERNAL, twins_root=paths.TWINS)
     typer.echo(f"report: {sum(len(v) if isinstance(v, list) else 1 for v in written.values())} files written")
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from benchmark.evaluation.records import (
+    code_hash,
     REQUIRED_KEYS,
     collect_runs,
     config_hash,
@@ -104,7 +105,8 @@ def test_config_hash():
 
 def test_provenance_fields():
     p = provenance()
-    assert set(p) == {"git_rev", "git_dirty", "versions", "peak_mem_mb"}
+    assert set(p) == {"git_rev", "git_dirty", "code_hash", "versions", "peak_mem_mb"}
+    assert p["code_hash"] == code_hash() and len(p["code_hash"]) == 12
     assert p["versions"]["numpy"] == np.__version__
     assert p["versions"]["pandas"] == pd.__version__
     assert {"python", "cdrbench", "torch", "recbole", "sklearn", "sentence_transformers", "ray", "scipy"} <= set(p["versions"])
@@ -135,3 +137,21 @@ def test_collect_runs(tmp_path):
 
     empty_recs, empty_pu = collect_runs(tmp_path / "nothing")
     assert empty_recs.empty and empty_pu.empty
+
+
+def test_code_hash_follows_modelling_code_only(tmp_path):
+    """A change to a model module or spec changes the hash; a change to the report or README does not."""
+    for rel, text in {"benchmark/models/m.py": "x = 1\n", "models/m.yaml": "key: m\n",
+                      "benchmark/report/r.py": "y = 1\n", "README.md": "hi\n"}.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    base = code_hash(tmp_path)
+    (tmp_path / "benchmark/report/r.py").write_text("y = 2\n")
+    (tmp_path / "README.md").write_text("changed\n")
+    assert code_hash(tmp_path) == base
+    (tmp_path / "models/m.yaml").write_text("key: m2\n")
+    assert code_hash(tmp_path) != base
+    (tmp_path / "models/m.yaml").write_text("key: m\n")
+    assert code_hash(tmp_path) == base
+    (tmp_path / "benchmark/models/m.py").write_text("x = 2\n")
+    assert code_hash(tmp_path) != base

@@ -41,7 +41,7 @@ REQUIRED_KEYS = (
     "scenario", "scenario_hash", "semi_synthetic", "seed", "fold", "n_folds", "seeds_setting",
     "min_support", "catalog_size", "n_test_users", "n_dropped_test", "n_valid_users",
     "n_dropped_valid", "tuning", "git_rev", "git_dirty", "versions", "data_checksums",
-    "fit_time_s", "score_time_s", "wall_time_s", "peak_mem_mb", "collapse",
+    "fit_time_s", "score_time_s", "wall_time_s", "peak_mem_mb", "collapse", "code_hash",
 )  # fmt: skip
 PER_USER_LEAD = ("user", "cohort", "n_source", "n_pos")
 TOPK_COLUMNS = ("user", "rank", "item")
@@ -98,10 +98,37 @@ def peak_memory_mb() -> float:
     return round(kib / 1024.0, 1)
 
 
+# What decides a run's numbers besides data and params: the code a model run executes and
+# the model specs. The report, CLI, loaders and tests are left out on purpose, so a README
+# or report change does not mark a leaderboard as produced by other modelling code.
+MODEL_CODE = ("benchmark/models", "benchmark/experiment", "benchmark/evaluation", "benchmark/features",
+              "benchmark/scenarios/protocol.py", "benchmark/scenarios/schema.py", "models")
+
+
+def code_hash(root: Path | None = None) -> str:
+    """First 12 hex of sha256 over (relative path, bytes) of every ``.py``/``.yaml`` file of :data:`MODEL_CODE`.
+
+    Why not the git revision alone: a leaderboard regenerated after an unrelated commit
+    (README, report) is still the same modelling code, and a dirty tree has no revision
+    that names it; the hash says exactly which code produced the numbers.
+    """
+    root = Path(root or paths.ROOT)
+    files = []
+    for part in MODEL_CODE:
+        p = root / part
+        found = [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file() and q.suffix in (".py", ".yaml"))
+        files += [q for q in found if "__pycache__" not in q.parts]
+    h = hashlib.sha256()
+    for q in sorted(files, key=lambda q: q.relative_to(root).as_posix()):
+        h.update(q.relative_to(root).as_posix().encode() + b"\0" + q.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
 def provenance() -> dict:
-    """The code-side provenance keys of a record: git_rev, git_dirty, versions, peak_mem_mb."""
+    """The code-side provenance keys of a record: git_rev, git_dirty, code_hash, versions, peak_mem_mb."""
     rev, dirty = git_state()
-    return {"git_rev": rev, "git_dirty": dirty, "versions": package_versions(), "peak_mem_mb": peak_memory_mb()}
+    return {"git_rev": rev, "git_dirty": dirty, "code_hash": code_hash(), "versions": package_versions(),
+            "peak_mem_mb": peak_memory_mb()}
 
 
 def topk_frame(users: np.ndarray, topk_idx: np.ndarray, catalog) -> pd.DataFrame:

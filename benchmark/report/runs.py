@@ -160,14 +160,29 @@ class ScenarioRuns:
             "n_test_users": int(ref["n_test_users"].sum()),
             "n_dropped_test": int(ref["n_dropped_test"].sum()),
             "n_runs": int(len(ref)),
+            # which setting and code produced the benchmark's own runs (external submissions carry their own)
+            **self._code_of(r[~r["external"].astype(bool)] if "external" in r else r),
         }
+
+    @staticmethod
+    def _code_of(r: pd.DataFrame) -> dict:
+        def values(col: str) -> list[str]:
+            return sorted({str(v) for v in r[col] if isinstance(v, str) and v}) if col in r else []
+
+        dirty = bool(r["git_dirty"].fillna(False).astype(bool).any()) if "git_dirty" in r else False
+        return {"setting_name": " + ".join(values("setting")) or "unknown", "git_revs": values("git_rev"),
+                "git_dirty": dirty, "code_hashes": values("code_hash")}
 
     def setting_text(self) -> str:
         s = self.setting()
         if not s:
             return "no runs"
         cat = f"{s['catalog_min']}" if s["catalog_min"] == s["catalog_max"] else f"{s['catalog_min']}-{s['catalog_max']}"
+        revs = ", ".join(x[:10] for x in s["git_revs"]) or "unknown"
+        code = ", ".join(s["code_hashes"]) or "unknown"
         return (
+            f"{s['setting_name']} setting, code revision {revs}{' (uncommitted changes)' if s['git_dirty'] else ''}, "
+            f"modelling-code hash {code}; "
             f"k={s['k']} folds x seeds {s['seeds']} ({s['n_runs']} runs), min_support={s['min_support']}; "
             f"{s['n_test_users']} evaluated test-user rows, {s['n_dropped_test']} test users dropped "
             f"(no positive in the fold catalog); catalog size per fold {cat}"
