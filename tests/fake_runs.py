@@ -91,7 +91,7 @@ def write_fake_runs(root: Path, scenario: str, skills: dict[str, float], seeds=(
                     "catalog_size": n_items, "n_test_users": len(test), "n_dropped_test": 1, "n_valid_users": 5,
                     "n_dropped_valid": 0,
                     "tuning": {"chosen_config": {} if model == "popularity" else {"lr": 0.01 * (fold + 1), "dim": 64}},
-                    "git_rev": "fake", "git_dirty": False, "versions": {}, "data_checksums": {},
+                    "git_rev": "fake", "git_dirty": False, "code_hash": "fakecodehash", "versions": {}, "data_checksums": {},
                     "fit_time_s": 0.0, "score_time_s": 0.0, "wall_time_s": 0.0, "peak_mem_mb": 0.0,
                     "collapse": collapse_stats(top, popularity),
                 }
