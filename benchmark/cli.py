@@ -250,10 +250,13 @@ def tune(
 
 @app.command()
 def report(params_path: Path = ParamsOpt) -> None:
-    """Regenerate leaderboards, tables, figures and results/README.md from run records."""
+    """Regenerate leaderboards, tables, figures, results/README.md and the static site results/site/ from run records."""
     from benchmark.report import build_report
+    from benchmark.report.site import write_site
 
     written = build_report(paths.RUNS, paths.RESULTS, _params(params_path), external_root=paths.EXTERNAL, twins_root=paths.TWINS)
+    # The site reads the finished report outputs, the model specs and the dataset cards.
+    written["site"] = write_site(paths.RESULTS, paths.RESULTS / "site", paths.MODEL_CARDS, paths.DATASET_CARDS)
     typer.echo(f"report: {sum(len(v) if isinstance(v, list) else 1 for v in written.values())} files written")
 
 

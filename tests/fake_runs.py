@@ -6,6 +6,11 @@ are exactly what a real run would hold. Each model has a ``skill`` in [-1, 1]: w
 probability ``|skill|`` a user's list is pushed toward (skill > 0) or away from
 (skill < 0) that user's true positives; skill 0 is Popularity's list. Users, truth and
 catalog are shared by all models of a (seed, fold), so comparisons are paired.
+
+Null-twin runs (``twin=True``, written under a twins root) use the same users, truth and
+random draws as the real runs of the same (seed, fold, model); a model given a smaller
+skill on the twin than on the real scenario therefore loses exactly the users its extra
+skill pushed, which is a transfer gain the report must find.
 """
 
 from __future__ import annotations
@@ -57,14 +62,20 @@ def _lists(rng: np.random.Generator, truth: sp.csr_matrix, skill: float, kmax: i
 
 def write_fake_runs(root: Path, scenario: str, skills: dict[str, float], seeds=(0,), n_folds: int = 2,
                     n_users: int = 80, n_items: int = 40, semi: bool = False, external: tuple[str, ...] = (),
-                    podcast_share: float = 0.5) -> list[Path]:
-    """Write ``root/<scenario>/<model>/s<seed>_f<fold>/`` run folders; return them."""
+                    podcast_share: float = 0.5, folds: tuple[int, ...] | None = None, twin: bool = False) -> list[Path]:
+    """Write ``root/<scenario>/<model>/s<seed>_f<fold>/`` run folders; return them.
+
+    ``folds``: only these folds (e.g. ``(0,)`` for CI-style twin runs). ``twin``: records
+    of null-twin runs (a ``null_twin`` section), to be written under a twins root.
+    """
     written = []
     names = display_names()
     users = np.array([f"u{i:03d}" for i in range(n_users)])
     for seed in seeds:
         perm = np.random.default_rng([seed, 1]).permutation(n_users)
         for fold in range(n_folds):
+            if folds is not None and fold not in folds:
+                continue
             test = users[np.sort(perm[fold::n_folds])]
             rng = np.random.default_rng([seed, fold, 7])
             truth = _truth(rng, len(test), n_items)
@@ -95,6 +106,8 @@ def write_fake_runs(root: Path, scenario: str, skills: dict[str, float], seeds=(
                     "fit_time_s": 0.0, "score_time_s": 0.0, "wall_time_s": 0.0, "peak_mem_mb": 0.0,
                     "collapse": collapse_stats(top, popularity),
                 }
+                if twin:
+                    record["null_twin"] = {"of": scenario, "real_scenario_hash": "0" * 16, "seed": 1, "users_moved": n_users}
                 written.append(write_run(run_dir(scenario, model, int(seed), fold, root=Path(root)), record,
                                          per_user, topk_frame(test, top, catalog)))
     return written

@@ -117,3 +117,55 @@ def test_scored_submissions_score_only_test_users(name):
     for folder, r in recs.items():
         assert r["external"] is True and r["model"].startswith("external-"), folder
         assert r["scenario_hash"] == scenario_hash(paths.SCENARIOS / name), f"{folder}: scored on another build"
+
+
+# ---------------------------------------------------------------- null-twin runs (results/twins)
+
+REAL = [n for n, s in PARAMS.scenarios.items() if s.builder == "real"]
+LINKED = [n for n in SCENARIOS if n not in REAL]
+
+
+def twin_runs_of(name: str) -> dict[Path, dict]:
+    folder = paths.TWINS / name
+    assert folder.is_dir(), f"no twin run records of {name} under {folder}; run `dvc repro` (stage run)"
+    return records_of(paths.TWINS, name)
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_twin_runs_exist_for_the_configured_folds(name):
+    t = load_built(name)
+    recs = twin_runs_of(name)
+    keys = PARAMS.model_keys(discover())
+    applicable = [k for k in keys if load_spec(k).applicable(t["meta"]["source_domains"])]
+    n = PARAMS.twins.folds
+    folds = range(PARAMS.protocol.k) if n is None else range(min(n, PARAMS.protocol.k))
+    expected = set(itertools.product(applicable, PARAMS.protocol.seeds, folds))
+    got = {(r["model"], r["seed"], r["fold"]) for r in recs.values()}
+    assert got == expected, f"{name} twins: missing {sorted(expected - got)[:5]}, unexpected {sorted(got - expected)[:5]}"
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_twin_runs_use_the_real_runs_tuned_config_on_the_twin(name):
+    """Same config (hash) and tuning as the real run of that (model, seed, fold), on the twin's build, same users."""
+    from benchmark.scenarios.twin import TWIN_DIR
+
+    real = {(r["model"], r["seed"], r["fold"]): (f, r) for f, r in runs_of(name).items()}
+    twin_hash = scenario_hash(paths.SCENARIOS / name / TWIN_DIR)
+    recs = twin_runs_of(name)
+    assert recs, f"{paths.TWINS / name} holds no twin run record"
+    for folder, r in recs.items():
+        key = (r["model"], r["seed"], r["fold"])
+        assert key in real, f"{folder}: twin run without a real run of {key}"
+        rfolder, rr = real[key]
+        assert r["config_hash"] == rr["config_hash"] == config_hash(r["config"]), f"{folder}: not the real run's config"
+        assert r["tuning"].get("chosen_config") == rr["tuning"].get("chosen_config")
+        assert r["scenario"] == name and r["scenario_hash"] == twin_hash, f"{folder}: not run on the built twin"
+        assert r["null_twin"]["of"] == name and r["null_twin"]["real_scenario_hash"] == rr["scenario_hash"]
+        a = set(pd.read_parquet(rfolder / "per_user.parquet", columns=["user"]).user)
+        b = set(pd.read_parquet(folder / "per_user.parquet", columns=["user"]).user)
+        assert a == b, f"{folder}: scores other users than the real run {rfolder}"
+
+
+@pytest.mark.parametrize("name", LINKED)
+def test_linked_scenarios_have_no_twin_runs(name):
+    assert not twin_runs_of(name), f"{name}: semi-synthetic scenarios have no twin (rho = 0 is their control)"

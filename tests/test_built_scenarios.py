@@ -140,3 +140,89 @@ def test_card_matches_tables(name):
         assert set(lk["user"]) == set(t["users"]["user"])
     else:
         assert "SEMI-SYNTHETIC" not in md and not card["banner"]
+
+
+# ---------------------------------------------------------------- null twins (benchmark/scenarios/twin.py)
+
+REAL = [n for n, s in PARAMS.scenarios.items() if s.builder == "real"]
+LINKED = [n for n in SCENARIOS if n not in REAL]
+
+
+def _twin_dir(name):
+    from benchmark.scenarios.twin import TWIN_DIR
+
+    return paths.SCENARIOS / name / TWIN_DIR
+
+
+def _histories(inter: pd.DataFrame, sources: list[str]) -> dict[str, tuple]:
+    src = inter[inter["domain"].isin(sources)]
+    return {u: tuple(zip(g["item"], g["value"], g["timestamp"].astype("float64").fillna(-1))) for u, g in src.groupby("user")}
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_twin_keeps_the_target_side_and_moves_whole_source_histories(name):
+    """Target tables byte-identical; only source rows change, and only by whole histories within a cohort."""
+    import hashlib
+
+    from benchmark.scenarios.protocol import load_scenario
+    from benchmark.scenarios.schema import SCENARIO_FILES, scenario_hash
+    from benchmark.scenarios.twin import PERMUTATION_FILE, source_cohorts, twin_seed
+
+    real_dir, twin_dir = paths.SCENARIOS / name, _twin_dir(name)
+    missing = [f for f in (*SCENARIO_FILES, PERMUTATION_FILE) if not (twin_dir / f).exists()]
+    assert not missing, f"{name}: null twin lacks {missing} under {twin_dir}; run `dvc repro` (stage scenario)"
+    for f in ("users.parquet", "folds.parquet", "items.parquet"):
+        a, b = ((d / f).read_bytes() for d in (real_dir, twin_dir))
+        assert hashlib.sha256(a).digest() == hashlib.sha256(b).digest(), f"{name}: twin {f} differs from the real one"
+    real, twin = load_built(name), load_scenario(twin_dir)
+    sources = real["meta"]["source_domains"]
+    ri, ti = real["interactions"], twin["interactions"]
+    assert len(ri) == len(ti)
+    not_src = lambda df: df[~df["domain"].isin(sources)].reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(not_src(ri), not_src(ti), obj=f"{name}: target rows of the twin")
+    # cohort sizes, and every user's own cohort, are kept
+    rc, tc = source_cohorts(ri, sources), source_cohorts(ti, sources)
+    pd.testing.assert_series_equal(rc, tc, obj=f"{name}: source cohort per user")
+    # every user holds exactly their donor's whole real history; donors are a permutation within cohort
+    perm = pd.read_parquet(twin_dir / PERMUTATION_FILE)
+    assert sorted(perm["donor"]) == sorted(perm["user"]) == sorted(rc.index)
+    assert (perm["user"].map(rc) == perm["donor"].map(rc)).all(), f"{name}: a history crossed cohorts"
+    hr, ht = _histories(ri, sources), _histories(ti, sources)
+    assert all(ht[u] == hr[d] for u, d in zip(perm["user"], perm["donor"])), f"{name}: a history did not move whole"
+    moved = int((perm["user"] != perm["donor"]).sum())
+    assert moved > 0.9 * len(perm), f"{name}: only {moved} of {len(perm)} users got another user's history"
+    # meta: the real one plus the twin's facts; the card names the twin
+    meta = dict(twin["meta"])
+    nt = meta.pop("null_twin")
+    assert meta == real["meta"]
+    assert nt["of"] == name and nt["seed"] == twin_seed(name) and nt["users_moved"] == moved
+    assert nt["real_scenario_hash"] == scenario_hash(real_dir)
+    card = json.loads((paths.DATASET_CARDS / name / "card.json").read_text())
+    assert card["null_twin"]["scenario_hash"] == scenario_hash(twin_dir) and card["null_twin"]["users_moved"] == moved
+    assert "## Null twin" in (paths.DATASET_CARDS / name / "CARD.md").read_text()
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_twin_folds_have_the_real_catalogs_and_truth(name):
+    from benchmark.scenarios.protocol import load_scenario
+
+    real, twin = load_built(name), load_scenario(_twin_dir(name))
+    min_support = PARAMS.scenario(name).min_support
+    for (seed, fold), _ in real["folds"].groupby(["seed", "fold"]):
+        v1, t1 = load_fold(paths.SCENARIOS / name, int(seed), int(fold), min_support, tables=real)
+        v2, t2 = load_fold(_twin_dir(name), int(seed), int(fold), min_support, tables=twin)
+        where = f"{name} s{seed} f{fold}"
+        assert list(v1.catalog) == list(v2.catalog), f"{where}: twin catalog differs"
+        assert list(v1.users) == list(v2.users) and np.array_equal(v1.test_users, v2.test_users)
+        assert np.array_equal(v1.valid_users, v2.valid_users) and np.array_equal(v1.cohort, v2.cohort)
+        assert (v1.target_train != v2.target_train).nnz == 0 and (t1.test != t2.test).nnz == 0 and t1.dropped == t2.dropped
+        for d in v1.source_domains:
+            assert list(v1.source_items[d]) == list(v2.source_items[d]) and v1.source[d].nnz == v2.source[d].nnz
+            changed = np.asarray((v1.source[d] != v2.source[d]).sum(axis=1)).ravel() > 0
+            assert changed[v1.test_users].mean() > 0.9, f"{where}: the twin left most test users' {d} history in place"
+
+
+@pytest.mark.parametrize("name", LINKED)
+def test_linked_scenarios_have_no_twin(name):
+    assert not _twin_dir(name).exists(), f"{name}: a semi-synthetic scenario has no twin (rho = 0 is its control)"
+    assert "null_twin" not in json.loads((paths.DATASET_CARDS / name / "card.json").read_text())

@@ -1,9 +1,11 @@
 """The report stage on fake run records: completeness, sane statistics, not-available
-tables, computed findings that follow the data, and byte-identical rebuilds."""
+tables, computed findings that follow the data, the transfer gain over the null twin,
+and byte-identical rebuilds."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,9 @@ LINKED = {"popularity": 0.0, "collopop-artist": 0.35, "map2t-full": 0.8, "map2t-
 NULL = {"popularity": 0.0, "map2t-full": 0.0, "collopop-artist": 0.0}
 SCEN = {"fake-real": {"builder": "real"}, "fake-linked": {"builder": "linked", "rho": 1.0},
         "fake-null": {"builder": "linked", "rho": 0.0}, "fake-empty": {"builder": "real"}}
+# Skills on fake-real's null twin (fold 0 only, as in CI): MAP-2T(music) loses most of its
+# skill without its users' own histories (a transfer gain), the others keep theirs (none).
+TWIN = {**{m: v for m, v in REAL.items() if m != "external-mine"}, "map2t-music": 0.1}
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +34,12 @@ def built(tmp_path_factory):
     write_fake_runs(runs, "fake-real", REAL, external=("external-mine",))
     write_fake_runs(runs, "fake-linked", LINKED, semi=True)
     write_fake_runs(runs, "fake-null", NULL, semi=True)
+    twins = root / "twins"
+    write_fake_runs(twins, "fake-real", TWIN, folds=(0,), twin=True)
     params = fake_params(SCEN)
     out = root / "out"
-    written = build_report(runs, out, params)
-    return {"root": root, "runs": runs, "out": out, "params": params, "written": written}
+    written = build_report(runs, out, params, twins_root=twins)
+    return {"root": root, "runs": runs, "twins": twins, "out": out, "params": params, "written": written}
 
 
 def board(built, scenario) -> pd.DataFrame:
@@ -156,7 +163,7 @@ def _digest(folder: Path) -> dict[str, str]:
 
 def test_rebuild_is_byte_identical(built, tmp_path):
     out2 = tmp_path / "out2"
-    build_report(built["runs"], out2, built["params"])
+    build_report(built["runs"], out2, built["params"], twins_root=built["twins"])
     first, second = _digest(built["out"]), _digest(out2)
     assert first.keys() == second.keys() and len(first) > 40
     assert first == second
@@ -173,3 +180,78 @@ def test_external_root_is_merged(tmp_path):
     assert df.loc["external-theirs", "name"] == "theirs (external)" and df.loc["external-theirs", "rel_P@3"] > 0
     with pytest.raises(ValueError, match="more than one runs root"):
         build_report(runs, out, fake_params({"fake-real": SCEN["fake-real"]}), external_root=runs)
+
+
+# ---------------------------------------------------------------- transfer gain over the null twin
+
+
+def test_real_leaderboard_carries_the_transfer_gain(built):
+    df = board(built, "fake-real").set_index("model")
+    assert (df.loc[df.index != "external-mine", "transfer_runs"] == 1).all()  # fold 0 only, like CI
+    music = df.loc["map2t-music"]
+    assert music["transfer_gain"] > 0 and music["transfer_gain_lo"] > 0 and bool(music["transfer"])
+    assert music["transfer_p_holm"] <= 0.05 and pd.isna(music["transfer_mark"])
+    for m in ("popularity", "collopop-artist", "itemknn", "bpr"):  # same skill on the twin: no transfer
+        assert df.loc[m, "transfer_gain"] == 0 and df.loc[m, "transfer_users_changed"] == 0, m
+        assert df.loc[m, "transfer_mark"] == "no measurable transfer" and not bool(df.loc[m, "transfer"]), m
+    assert df.loc["external-mine", "transfer_mark"] == "no twin run" and pd.isna(df.loc["external-mine", "transfer_gain"])
+    md = (built["out"] / "leaderboard" / "fake-real.md").read_text()
+    assert "Transfer gain NDCG@10 (real - twin)" in md and "*no measurable transfer*" in md and "n/a (no twin run)" in md
+    assert "Check: Popularity's NDCG@10 is identical on the real scenario and its twin for all 40 paired users." in md
+    # a real scenario without any twin run still has the column, saying so
+    empty = (built["out"] / "leaderboard" / "fake-empty.md").read_text()
+    assert "not available" in empty
+
+
+def test_linked_leaderboards_are_unchanged(built):
+    for scen in ("fake-linked", "fake-null"):
+        df = board(built, scen)
+        assert not [c for c in df.columns if c.startswith("transfer")], scen
+        assert "Transfer gain" not in (built["out"] / "leaderboard" / f"{scen}.md").read_text()
+
+
+def test_replication_tables_and_findings_carry_the_gain(built):
+    t7 = pd.read_csv(built["out"] / "tables" / "table7_real_replication.csv")
+    row = t7[(t7["scenario"] == "fake-real") & (t7["model"] == "map2t-music") & (t7["metric"] == "NDCG@10")].iloc[0]
+    lb = board(built, "fake-real").set_index("model").loc["map2t-music"]
+    assert row["transfer_gain"] == pytest.approx(lb["transfer_gain"]) and row["transfer_lo"] > 0
+    md = (built["out"] / "tables" / "table7_real_replication.md").read_text()
+    assert "## Transfer gain on NDCG@10: real minus null twin" in md and "Transfer gain: NDCG@10 on the real" in md
+    t6 = (built["out"] / "tables" / "table6_leaderboard.md").read_text()
+    assert "Transfer gain NDCG@10 (real scenarios)" in t6
+    readme = (built["out"] / "README.md").read_text()
+    line = next(ln for ln in readme.splitlines() if "MAP-2T(music) > ColloPop-Artist" in ln and "| fake-real" in ln)
+    # MAP-2T(music) transfers, ColloPop-Artist does not (same skill on the twin): the claim does not survive
+    assert "does not survive: 1/2" in line and "*no measurable transfer*" in line
+
+
+def test_findings_survive_when_every_credited_model_transfers(tmp_path):
+    runs, twins = tmp_path / "runs", tmp_path / "twins"
+    skills = {"popularity": 0.0, "collopop-artist": 0.5, "map2t-music": 0.8}
+    write_fake_runs(runs, "fake-real", skills, n_users=120)
+    write_fake_runs(twins, "fake-real", {**skills, "collopop-artist": 0.0, "map2t-music": 0.0}, n_users=120, twin=True)
+    out = tmp_path / "out"
+    build_report(runs, out, fake_params({"fake-real": SCEN["fake-real"]}), twins_root=twins)
+    line = next(ln for ln in (out / "README.md").read_text().splitlines() if "MAP-2T(music) > ColloPop-Artist" in ln)
+    assert "survives: 2/2" in line
+
+
+def test_transfer_figure_is_declared_for_real_scenarios_only(built):
+    figs = {Path(p).name for p in built["written"]["figures"]}
+    assert {"transfer_fake-real.png", "transfer_fake-empty.png"} <= figs
+    assert not {"transfer_fake-linked.png", "transfer_fake-null.png"} & figs
+
+
+def test_leaderboard_json_has_flat_metrics_for_dvc_and_names_the_code(built):
+    """`dvc metrics show` flattens dicts: every model's headline numbers sit under metrics.<model>; the setting names setting, revision and code hash."""
+    js = json.loads((built["out"] / "leaderboard" / "fake-real.json").read_text())
+    df = board(built, "fake-real")
+    assert set(js["metrics"]) == set(df["model"])
+    for row in df.to_dict(orient="records"):
+        m = js["metrics"][row["model"]]
+        assert m["NDCG@10"] == pytest.approx(row["NDCG@10"]) and m["P@3"] == pytest.approx(row["P@3"])
+        assert all(not isinstance(v, (dict, list)) for v in m.values())
+    assert "transfer_gain" in js["metrics"]["popularity"] and js["metrics"]["popularity"]["transfer_gain"] == 0
+    assert js["setting"]["code_hashes"] == ["fakecodehash"] and js["setting"]["setting_name"] == "ci"
+    md = (built["out"] / "leaderboard" / "fake-real.md").read_text()
+    assert "ci setting, code revision fake, modelling-code hash fakecodehash" in md

@@ -126,6 +126,16 @@ class TuningParams(_Strict):
     address: str | None = None  # Ray cluster address; None = local
 
 
+class TwinParams(_Strict):
+    """Runs on the null twins of the real scenarios (DESIGN section 3, "Null twins").
+
+    Every model runs on a real scenario's twin with the configuration tuned on the real
+    scenario for that (seed, fold): no tuning here, only how many folds get a twin run.
+    """
+
+    folds: int | None = Field(default=None, ge=0)  # folds per seed with a twin run (the first ones); None: every fold; 0: none
+
+
 class Params(_Strict):
     setting: Literal["ci", "full"] = "ci"
     sources: list[str] = Field(min_length=1)
@@ -138,6 +148,7 @@ class Params(_Strict):
     pretrain: PretrainParams = PretrainParams()
     scenarios: dict[str, ScenarioParams] = Field(min_length=1)
     tuning: TuningParams
+    twins: TwinParams = TwinParams()
     models: list[str] | Literal["all"] = "all"
 
     @model_validator(mode="after")

@@ -18,6 +18,8 @@ EMBED = DATA / "embed"
 PRETRAIN = DATA / "pretrain"
 RESULTS = ROOT / "results"
 RUNS = RESULTS / "runs"
+# Run records of the real scenarios' null twins (same layout as RUNS; not scenarios of their own).
+TWINS = RESULTS / "twins"
 # External submissions live apart from the run stage outputs, which DVC rebuilds whole.
 EXTERNAL = RESULTS / "external"
 LEADERBOARD = RESULTS / "leaderboard"

@@ -4,6 +4,14 @@ This is the body of the ``run`` stage. It owns the order of operations and nothi
 else: folds come from :mod:`benchmark.scenarios.protocol`, features from
 :mod:`benchmark.features.vectors`, tuning from :mod:`benchmark.experiment.tuning`, metrics from
 :mod:`benchmark.evaluation`, and provenance from :mod:`benchmark.evaluation.records`.
+
+A real scenario also has a null twin (``data/scenarios/<name>/twin/``, source histories
+permuted within cohort). After the real runs, every model is fitted and evaluated on
+the twin's first ``twins.folds`` folds of each seed with the configuration tuned on the
+*real* scenario for that (seed, fold): tuning on the twin would let the search adapt to
+the permuted data and change two things at once. Twin records have the real records'
+layout under ``results/twins/<name>/`` and carry a ``null_twin`` section; the report pairs
+them with the real runs per user (the transfer gain).
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ import logging
 import resource
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +42,7 @@ from benchmark.experiment.tuning import Budget, ensure_ray, tune_models
 from benchmark.features.vectors import attach_features
 from benchmark.scenarios.protocol import TrainView, build_fold, load_scenario, restrict_training
 from benchmark.scenarios.schema import scenario_hash
+from benchmark.scenarios.twin import TWIN_DIR
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +78,21 @@ def run_scenario(
     embed_root: Path = paths.EMBED,
     address: str | None = None,
     only: list[str] | None = None,
+    twins_root: Path | None = None,
 ) -> list[dict]:
-    """Evaluate every model of ``params.models`` on ``scenario``; write run records.
+    """Evaluate every model of ``params.models`` on ``scenario`` (and its null twin); write run records.
 
     Tuning runs as one Ray Tune sweep; the final fit + evaluation of every (model, fold)
     then runs as Ray tasks, one CPU each, and the driver writes the records. With
-    ``only``, just those models are (re)run and other models' records are kept.
+    ``only``, just those models are (re)run and other models' records are kept. Twin
+    records go to ``twins_root/<scenario>/`` (default: a ``twins`` folder beside
+    ``runs_root``, i.e. ``results/twins`` for the stage, so a caller with a temporary runs
+    root never writes into the pipeline's outputs); it exists, empty, for a scenario
+    without a twin, so the stage always has its output.
     """
     import ray
 
+    twins_root = Path(twins_root) if twins_root is not None else Path(runs_root).parent / paths.TWINS.name
     folder = Path(scenario_root) / scenario
     tables = load_scenario(folder)
     meta = tables["meta"]
@@ -95,29 +110,69 @@ def run_scenario(
             tables["interactions"], tables["users"], tables["folds"], tables["items"], meta, seed, fold, ctx.min_support,
         )
         folds[(seed, fold)] = (attach_features(view, Path(pretrain_root) / scenario, Path(embed_root) / scenario), truth)
+    twin_ctx, twin_folds = _twin_folds(scenario, folder, params, ctx, sorted(folds), pretrain_root, embed_root, twins_root)
     ensure_ray(address)
     refs = {key: ray.put(pair) for key, pair in folds.items()}  # once, shared by tuning and the final fits
     tuned = tune_models(specs, folds, ctx.budget, address, desc=f"{scenario} tuning", refs=refs)
+    refs.update({("twin", *key): ray.put(pair) for key, pair in twin_folds.items()})
     remote = ray.remote(num_cpus=1)(fit_and_evaluate)
     pending = {}
-    for (seed, fold) in sorted(folds):
-        for spec in specs:
-            tuning = tuned[(spec.tune_from or spec.key, seed, fold)]
-            if spec.tune_from:
-                tuning = dict(tuning, inherited_from=spec.tune_from)
-            ref = remote.remote(spec, refs[(seed, fold)], tuning["chosen_config"], seed, ctx.ks)
-            pending[ref] = (spec, seed, fold, tuning)
-    out_root = Path(runs_root) / scenario
-    if out_root.exists() and not only:
-        shutil.rmtree(out_root)  # a stage output is rebuilt whole, never appended to
+    # Real runs first, then the twins, each twin run with its real run's tuned configuration.
+    for kind, these, run_ctx in (("real", folds, ctx), ("twin", twin_folds, twin_ctx)):
+        for (seed, fold) in sorted(these):
+            for spec in specs:
+                tuning = tuned[(spec.tune_from or spec.key, seed, fold)]
+                if spec.tune_from:
+                    tuning = dict(tuning, inherited_from=spec.tune_from)
+                key = (seed, fold) if kind == "real" else ("twin", seed, fold)
+                ref = remote.remote(spec, refs[key], tuning["chosen_config"], seed, ctx.ks)
+                pending[ref] = (spec, these[(seed, fold)], seed, fold, tuning, run_ctx)
+    for root in (Path(runs_root), Path(twins_root)):
+        out_root = root / scenario
+        if out_root.exists() and not only:
+            shutil.rmtree(out_root)  # a stage output is rebuilt whole, never appended to
+    (Path(twins_root) / scenario).mkdir(parents=True, exist_ok=True)  # the stage's out, even when empty
     records = []
     with tqdm(total=len(pending), desc=f"{scenario} fit+evaluate", unit="run") as bar:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
-            spec, seed, fold, tuning = pending.pop(done[0])
-            records.append(_write_record(spec, folds[(seed, fold)], tuning, seed, fold, ray.get(done[0]), ctx))
+            spec, pair, seed, fold, tuning, run_ctx = pending.pop(done[0])
+            records.append(_write_record(spec, pair, tuning, seed, fold, ray.get(done[0]), run_ctx))
             bar.update(1)
     return records
+
+
+def _twin_folds(scenario: str, folder: Path, params: Params, ctx: _Context, keys: list[tuple[int, int]],
+                pretrain_root: Path, embed_root: Path, twins_root: Path) -> tuple[_Context | None, dict]:
+    """The twin's context and its (view, truth) per (seed, fold) with a twin run; empty for a
+    scenario without a twin (``linked``: its rho = 0 recipe is the control).
+
+    Features are the real scenario's, unchanged. The frozen source vectors are learned from
+    all users' source histories as a set, which the twin does not change, so they say
+    nothing about who holds which history; keeping them fixes the item side and leaves the
+    user-history link as the one difference between real and twin. (Recomputing them on
+    the twin gives the same vectors only up to the randomized SVD's row-order-dependent
+    approximation -- measured on douban-m2b: mean |difference| of item-item cosines 0.028 --
+    noise a gain should not contain.)
+    """
+    if params.scenario(scenario).builder != "real":
+        return None, {}
+    tfolder = folder / TWIN_DIR
+    if not (tfolder / "meta.json").is_file():
+        raise FileNotFoundError(f"{tfolder} has no meta.json: rebuild the scenario (`cdrbench scenario {scenario}`), "
+                                "which writes its null twin")
+    n = params.twins.folds
+    keys = [(s, f) for s, f in keys if n is None or f < n]
+    if not keys:
+        return None, {}
+    tables = load_scenario(tfolder)
+    tctx = replace(ctx, meta=tables["meta"], scenario_hash=scenario_hash(tfolder), runs_root=Path(twins_root))
+    out = {}
+    for seed, fold in keys:
+        view, truth = build_fold(tables["interactions"], tables["users"], tables["folds"], tables["items"],
+                                 tables["meta"], seed, fold, ctx.min_support)
+        out[(seed, fold)] = (attach_features(view, Path(pretrain_root) / scenario, Path(embed_root) / scenario), truth)
+    return tctx, out
 
 
 def fit_and_evaluate(spec: ModelSpec, pair: tuple, overrides: dict, seed: int, ks: list[int]) -> dict:
@@ -170,6 +225,8 @@ def _write_record(spec: ModelSpec, pair: tuple, tuning: dict, seed: int, fold: i
         "wall_time_s": round(res["fit_s"] + res["score_s"], 3), "fit_info": jsonable(res["fit_info"]),
         "collapse": res["collapse"],
     }
+    if "null_twin" in meta:  # a twin run: which permutation, and which real build it is the twin of
+        record["null_twin"] = {k: meta["null_twin"][k] for k in ("of", "real_scenario_hash", "seed", "users_moved")}
     record.update(provenance())
     record["peak_mem_mb"] = res["peak_mem_mb"]
     write_run(paths.run_dir(meta["name"], spec.key, seed, fold, root=ctx.runs_root), record, per_user,

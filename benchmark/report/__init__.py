@@ -9,6 +9,11 @@ Which tables and figures exist depends only on the scenario list (``params.yaml`
 ``scenarios`` plus any scenario found under the runs folder) and each scenario's kind
 (``builder: linked`` = semi-synthetic three-domain, otherwise real music -> book), not
 on which runs finished: missing runs are reported inside the files.
+
+Real scenarios also get their transfer gain over the null twin
+(:mod:`benchmark.report.transfer`), read from the twin run records (``results/twins``):
+a column on the leaderboard and in tables 6-7, a figure of score against gain, and a
+column of the findings. Twins are never scenarios of their own here.
 """
 
 from __future__ import annotations
@@ -16,13 +21,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmark.config import paths
-from benchmark.report.figures import leaderboard_figure, relative_figure, replication_figure
+from benchmark.report.figures import leaderboard_figure, relative_figure, replication_figure, transfer_figure
 from benchmark.config.params import Params
 from benchmark.report.leaderboard import write_leaderboard
 from benchmark.report.runs import ScenarioRuns, Settings
 from benchmark.report.recipes import TABLE2, TABLE3
 from benchmark.report.readme import render
 from benchmark.report.tables import T7_METRICS, table1, table4, table5, table6, table7, table7_head_tail, table7_history, table_cohort
+from benchmark.report.transfer import scenario_gains
 
 __all__ = ["build_report", "scenario_plan", "figure_paths"]
 
@@ -53,6 +59,8 @@ def figure_paths(params: Params | None, out_root: Path = paths.RESULTS, runs_roo
         out += [fig / f"leaderboard_{s}.png", fig / f"table1_relative_improvement_{s}.png"]
         if kinds[s] == "linked":
             out += [fig / f"fig3_mp_cohort_{s}.png", fig / f"fig4_dual_signal_{s}.png"]
+        else:
+            out.append(fig / f"transfer_{s}.png")
     return out + [fig / "table7_real_replication.png"]
 
 
@@ -65,16 +73,19 @@ def _clear(folder: Path) -> None:
 
 
 def build_report(runs_root: Path = paths.RUNS, out_root: Path = paths.RESULTS, params: Params | None = None,
-                 external_root: Path | None = None) -> dict:
+                 external_root: Path | None = None, twins_root: Path | None = None) -> dict:
     """Regenerate every report output from the run records; return the written paths by kind.
 
     ``external_root``: an optional second runs folder (same layout) holding scored
     submissions, for a pipeline that keeps them outside the ``run`` stage's outputs.
+    ``twins_root``: the null twins' run records (``results/twins``); without it every
+    real scenario's transfer gain reads "no twin run".
     """
     out_root = Path(out_root)
     roots = [Path(runs_root)] + ([Path(external_root)] if external_root else [])
     settings = Settings.from_params(params)
     names, kinds, rho = scenario_plan(params, roots)
+    declared = dict(kinds)  # the plan's kinds, before unknown scenarios are resolved: fixes the figure set
     runs = {s: ScenarioRuns.load(roots, s, settings) for s in names}
     for s, sr in runs.items():  # scenario not in params: decide its kind from its records
         if not kinds[s]:
@@ -87,11 +98,17 @@ def build_report(runs_root: Path = paths.RUNS, out_root: Path = paths.RESULTS, p
 
     written: dict[str, list[Path]] = {"leaderboard": [], "tables": [], "figures": [], "readme": []}
     boards, tables, figures = {}, [], []
+    twins = {s: ScenarioRuns.load(twins_root, s, settings) if twins_root else None for s in names if not semi[s]}
+    gains = {s: scenario_gains(runs[s], twin) for s, twin in twins.items()}
     for s, sr in runs.items():
-        files, boards[s] = write_leaderboard(sr, lb_dir, semi[s])
+        files, boards[s] = write_leaderboard(sr, lb_dir, semi[s], gains.get(s))
         written["leaderboard"] += files
         figures.append((leaderboard_figure(boards[s], fg_dir / f"leaderboard_{s}.png", s, semi[s]),
                         f"{s}: NDCG@10 per model with 95% intervals{' (SEMI-SYNTHETIC)' if semi[s] else ''}."))
+        if declared[s] != "linked":
+            figures.append((transfer_figure(boards[s], fg_dir / f"transfer_{s}.png", s),
+                            f"{s}: NDCG@10 against transfer gain over the null twin, one point per model "
+                            "(hollow: no measurable transfer)."))
         t1 = table1(sr, semi[s])
         tables.append(t1)
         figures.append((relative_figure(t1.frame, fg_dir / f"{t1.stem}.png", t1.title, "Model", semi[s], "K"),
@@ -108,7 +125,7 @@ def build_report(runs_root: Path = paths.RUNS, out_root: Path = paths.RESULTS, p
                             f"K=3 ({s}, SEMI-SYNTHETIC)."))
     tables.append(table6(runs, boards, semi))
     real = {s: sr for s, sr in runs.items() if kinds[s] == "real"}
-    t7 = table7(real)
+    t7 = table7(real, gains)
     tables += [t7, table7_history(real), table7_head_tail(real)]
     figures.append((replication_figure(t7.frame, fg_dir / "table7_real_replication.png", T7_METRICS[0]),
                     "Table 7 as bars: every model on the real scenarios, NDCG@10 relative to Popularity with intervals."))
@@ -116,6 +133,6 @@ def build_report(runs_root: Path = paths.RUNS, out_root: Path = paths.RESULTS, p
         written["tables"] += t.write(tb_dir)
     written["figures"] = [p for p, _ in figures]
     readme = out_root / "README.md"
-    readme.write_text(render(out_root, runs, kinds, rho, written["leaderboard"], tables, figures))
+    readme.write_text(render(out_root, runs, kinds, rho, written["leaderboard"], tables, figures, gains))
     written["readme"] = [readme]
     return written

@@ -121,3 +121,38 @@ def replication_figure(frame: pd.DataFrame, path: Path, metric: str = HEADLINE) 
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def transfer_figure(board: pd.DataFrame, path: Path, scenario: str, metric: str = HEADLINE) -> Path:
+    """Score against transfer gain, one labelled point per model (a real scenario's leaderboard frame).
+
+    Why this plot: a model's rank says how good its lists are, the gain how much of that
+    comes from each user's own source history; a model far right transfers, a model on
+    the zero line scores what it scores without transfer (Popularity sits there by
+    construction). Hollow points: no measurable transfer (Holm-corrected test).
+    """
+    title = f"{scenario}: {metric} against transfer gain over the null twin"
+    ok = board[np.isfinite(board["transfer_gain"].to_numpy(float))] if board is not None and not board.empty \
+        and "transfer_gain" in board.columns else pd.DataFrame()
+    if ok.empty:
+        return _unavailable(path, title, f"not available: no model has both real and null-twin runs on {scenario}")
+    ok = ok.sort_values(["transfer_gain", "model"], kind="stable")
+    x, y = ok["transfer_gain"].to_numpy(float), ok[metric].to_numpy(float)
+    fig, ax = plt.subplots(figsize=(7.5, 5.2))
+    ax.axvline(0, color="grey", lw=0.8, ls="--")
+    ax.errorbar(x, y, xerr=_err(x, ok["transfer_gain_lo"].to_numpy(float), ok["transfer_gain_hi"].to_numpy(float)),
+                yerr=_err(y, ok[f"{metric}_lo"].to_numpy(float), ok[f"{metric}_hi"].to_numpy(float)),
+                fmt="none", ecolor="0.6", elinewidth=0.7, capsize=2)
+    measured = ok["transfer"].astype(bool).to_numpy()
+    ax.scatter(x[measured], y[measured], s=36, color="C1", zorder=3, label="transfer gain significantly > 0")
+    ax.scatter(x[~measured], y[~measured], s=36, facecolors="white", edgecolors="C0", zorder=3,
+               label="no measurable transfer")
+    for i, (xi, yi, name) in enumerate(zip(x, y, ok["name"])):
+        ax.annotate(name, (xi, yi), xytext=(4, 4 if i % 2 else -9), textcoords="offset points", fontsize=7)
+    ax.set_xlabel(f"transfer gain: {metric} real minus null twin, paired per user (95% interval)", fontsize=8)
+    ax.set_ylabel(f"{metric} on the real scenario (95% interval)", fontsize=8)
+    ax.grid(lw=0.3)
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -5,7 +5,11 @@ per scenario); this module only lays them out. Beside the metrics, every row car
 what a reader needs to judge a number: the tuned configuration, the collapse figures
 of :mod:`benchmark.evaluation.collapse` (a model whose lists are Popularity's for
 everyone is flagged, so nobody mistakes parity for transfer), users scored by a
-fall-back, and the epochs early stopping chose.
+fall-back, and the epochs early stopping chose. A real scenario's leaderboard also
+carries each model's transfer gain over the scenario's null twin
+(:mod:`benchmark.report.transfer`): the part of its score that comes from each user's own
+source history. Semi-synthetic scenarios have no twin (rho = 0 is their control) and no
+such column.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from benchmark.evaluation.collapse import MAX_DISTINCT_SHARE, MAX_POP_OVERLAP
 from benchmark.report.csvcells import write_csv
 from benchmark.report.recipes import REFERENCE
 from benchmark.report.runs import HEADLINE, MARK_BETTER, MARK_REF, MARK_WORSE, ScenarioRuns, fmt_abs, fmt_rel
+from benchmark.report.transfer import NO_TWIN, explanation, fmt_gain
 
 COLLAPSED = "collapsed to Popularity"
-MARK_ADAPTED = "†"  # the paper needs target history; the row is the adaptation its card names
+MARK_ADAPTED = "(adapted)"  # the paper needs target history; the row is the adaptation its card names (not a symbol: † and ‡ are the significance marks)
 
 
 def _pct(v: float) -> str:
@@ -80,8 +85,24 @@ def _run_facts(model: str, recs: pd.DataFrame) -> dict:
     }
 
 
-def leaderboard_frame(sr: ScenarioRuns) -> tuple[pd.DataFrame, str | None]:
-    """One row per model: absolute and relative metrics, significance, tuning, setting."""
+# Leaderboard columns of the transfer gain <- columns of benchmark.report.transfer.transfer_gains.
+GAIN_COLUMNS = {"transfer_gain": "gain", "transfer_gain_lo": "gain_lo", "transfer_gain_hi": "gain_hi",
+                "transfer_p": "p", "transfer_p_holm": "p_holm", "transfer_users": "n_users",
+                "transfer_users_changed": "n_changed", "transfer_runs": "n_runs", "transfer": "transfer",
+                "transfer_mark": "mark"}
+
+
+def _gain_cells(model: str, gains: pd.DataFrame) -> dict:
+    if model in gains.index:
+        g = gains.loc[model]
+        return {col: g[src] for col, src in GAIN_COLUMNS.items()}
+    return {**{col: np.nan for col in GAIN_COLUMNS}, "transfer_users": 0, "transfer_users_changed": 0,
+            "transfer_runs": 0, "transfer": False, "transfer_mark": NO_TWIN}
+
+
+def leaderboard_frame(sr: ScenarioRuns, gains: pd.DataFrame | None = None) -> tuple[pd.DataFrame, str | None]:
+    """One row per model: absolute and relative metrics, significance, tuning, setting; with
+    ``gains`` (a real scenario: :func:`benchmark.report.transfer.scenario_gains`), the transfer gain."""
     if not sr.models:
         return pd.DataFrame(), None
     best = sr.strongest_baseline()
@@ -107,10 +128,19 @@ def leaderboard_frame(sr: ScenarioRuns) -> tuple[pd.DataFrame, str | None]:
         row.update({"vs_best": best, "p_vs_best": mk.get("p", np.nan), "p_holm": mk.get("p_holm", np.nan),
                     "mark": mk.get("mark", ""), "tuned_config": summary})
         row.update(_run_facts(m, recs))
+        if gains is not None:
+            row.update(_gain_cells(m, gains))
         rows.append(row)
     df = pd.DataFrame(rows)
     df = df.sort_values([HEADLINE, "model"], ascending=[False, True], kind="stable").reset_index(drop=True)
     return df, best
+
+
+def METRIC_COLUMNS(sr: ScenarioRuns) -> list[str]:  # noqa: N802 (a computed constant)
+    """Leaderboard columns copied into the JSON's flat ``metrics`` block: the headline, P@ and HR@ at the first K, relative values, transfer gain."""
+    k0 = sr.settings.ks[0]
+    base = [HEADLINE, f"P@{k0}", f"HR@{k0}"]
+    return base + [f"rel_{c}" for c in base] + ["transfer_gain"]
 
 
 def banner(semi: bool) -> str:
@@ -121,6 +151,7 @@ def banner(semi: bool) -> str:
 
 
 def leaderboard_markdown(sr: ScenarioRuns, df: pd.DataFrame, best: str | None, semi: bool) -> str:
+    """The Markdown view; a transfer-gain column when ``df`` has one (real scenarios)."""
     s = sr.settings
     head = f"# Leaderboard: {sr.scenario}\n\n" + banner(semi)
     if df.empty:
@@ -137,7 +168,9 @@ def leaderboard_markdown(sr: ScenarioRuns, df: pd.DataFrame, best: str | None, s
         f"{MARK_BETTER} significantly better, {MARK_WORSE} significantly worse, {MARK_REF} the reference itself. "
         "CSV/JSON beside this file hold every metric at every K.\n",
     ]
-    cols = ["Model", "Family", "Runs"] + shown + [f"vs Pop {HEADLINE}", f"vs Pop P@{k0}", "Sig.", "Distinct top-10", "Pop overlap"]
+    gain = "transfer_gain" in df.columns
+    cols = ["Model", "Family", "Runs"] + shown + [f"vs Pop {HEADLINE}", f"vs Pop P@{k0}", "Sig."]
+    cols += ([f"Transfer gain {HEADLINE} (real - twin)"] if gain else []) + ["Distinct top-10", "Pop overlap"]
     lines.append("| " + " | ".join(cols) + " |")
     lines.append("|" + "---|" * len(cols))
     for r in df.itertuples(index=False):
@@ -146,6 +179,9 @@ def leaderboard_markdown(sr: ScenarioRuns, df: pd.DataFrame, best: str | None, s
         cells += [fmt_abs((d[c], d[f"{c}_lo"], d[f"{c}_hi"])) for c in shown]
         cells += [fmt_rel((d[f"rel_{c}"], d[f"rel_{c}_lo"], d[f"rel_{c}_hi"])) for c in (HEADLINE, f"P@{k0}")]
         cells.append(d["mark"] or "")
+        if gain:
+            cells.append(fmt_gain({"gain": d["transfer_gain"], "gain_lo": d["transfer_gain_lo"],
+                                   "gain_hi": d["transfer_gain_hi"], "mark": d["transfer_mark"]}))
         cells.append(_pct(d["distinct_share"]) + (f" **{COLLAPSED}**" if d["collapsed"] else ""))
         cells.append("" if not np.isfinite(d["pop_overlap"]) else f"{d['pop_overlap']:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
@@ -154,9 +190,11 @@ def leaderboard_markdown(sr: ScenarioRuns, df: pd.DataFrame, best: str | None, s
         f"Popularity's top 10. A model is marked **{COLLAPSED}** when most of its runs have distinct lists for at "
         f"most {MAX_DISTINCT_SHARE:.0%} of users or a Pop overlap of at least {MAX_POP_OVERLAP:.1f} "
         "(benchmark/evaluation/collapse.py): its score is Popularity's, not transfer.")
+    if gain:
+        lines.append("\n" + explanation(HEADLINE, s.alpha) + " " + _reference_check(df))
     if df["adapted"].any():
         lines.append(
-            f"\n{MARK_ADAPTED} adapted: the model's paper scores users from their own target history, which a "
+            f"\n{MARK_ADAPTED}: the model's paper scores users from their own target history, which a "
             "cold-start user does not have; this row is the closest adaptation its architecture allows (its model "
             "card, `models/<key>.yaml`, says what was changed and how a zero-history user is scored), not the "
             "paper's model as published.")
@@ -176,6 +214,18 @@ def leaderboard_markdown(sr: ScenarioRuns, df: pd.DataFrame, best: str | None, s
     return "\n".join(lines) + "\n"
 
 
+def _reference_check(df: pd.DataFrame) -> str:
+    """Popularity's gain, computed like any other, must be exactly zero: say what was found."""
+    ref = df[df["model"] == REFERENCE]
+    if ref.empty or not ref["transfer_users"].iloc[0]:
+        return "(Popularity has no twin run here.)"
+    n, changed = int(ref["transfer_users"].iloc[0]), int(ref["transfer_users_changed"].iloc[0])
+    if changed == 0:
+        return f"Check: Popularity's {HEADLINE} is identical on the real scenario and its twin for all {n} paired users."
+    return (f"**Check failed**: Popularity's {HEADLINE} differs between the real scenario and its twin for {changed} of "
+            f"{n} users, so the twin does not keep the real target side; its gains cannot be trusted.")
+
+
 def _clean(v):
     if isinstance(v, (float, np.floating)):
         return None if not np.isfinite(v) else round(float(v), 6)
@@ -186,10 +236,11 @@ def _clean(v):
     return v
 
 
-def write_leaderboard(sr: ScenarioRuns, out_dir: Path, semi: bool) -> tuple[list[Path], pd.DataFrame]:
+def write_leaderboard(sr: ScenarioRuns, out_dir: Path, semi: bool,
+                      gains: pd.DataFrame | None = None) -> tuple[list[Path], pd.DataFrame]:
     """Write ``<scenario>.md|csv|json``; return the paths and the frame (for tables/figures)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    df, best = leaderboard_frame(sr)
+    df, best = leaderboard_frame(sr, gains)
     md, csv, js = (out_dir / f"{sr.scenario}.{ext}" for ext in ("md", "csv", "json"))
     md.write_text(leaderboard_markdown(sr, df, best, semi))
     if df.empty:
@@ -202,5 +253,12 @@ def write_leaderboard(sr: ScenarioRuns, out_dir: Path, semi: bool) -> tuple[list
         "models": [{k: _clean(v) for k, v in row.items()} for row in df.to_dict(orient="records")],
         "tuned_configs": {m: summarise_config(sr.records[sr.records["model"] == m])[1] for m in sr.models},
     }
+    if gains is not None:
+        payload["transfer_gain"] = explanation(HEADLINE, sr.settings.alpha)
+    # Flat per-model numbers for `dvc metrics show/diff` (DVC flattens dicts, not lists of rows).
+    payload["metrics"] = {
+        row["model"]: {c: _clean(row[c]) for c in METRIC_COLUMNS(sr) if c in row and _clean(row[c]) is not None}
+        for row in df.to_dict(orient="records")
+    } if not df.empty else {}
     js.write_text(json.dumps(payload, indent=1, sort_keys=True, default=_clean, allow_nan=False) + "\n")
     return [md, csv, js], df

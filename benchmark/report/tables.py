@@ -22,6 +22,7 @@ from benchmark.scenarios.schema import COHORT_MP
 from benchmark.report.leaderboard import banner
 from benchmark.report.runs import HEADLINE, ScenarioRuns, display_name, fmt_abs, fmt_rel
 from benchmark.report.recipes import CHAIN_PREFIX, CHAINS, FUSION, REFERENCE, TABLE1
+from benchmark.report.transfer import NO_TWIN, explanation, fmt_gain
 
 SHORT = {"P": "Precision", "R": "Recall", "F1": "F1", "HR": "Hit Rate"}
 T7_METRICS = (HEADLINE, "P@3", "HR@3")
@@ -195,6 +196,15 @@ def table5(sr: ScenarioRuns, semi: bool) -> Table:
                  caption(what, sr, semi), pd.DataFrame(out), md_table(["Variant", "P@3", "HR@3"], rows), notes)
 
 
+def _board_gain(d: dict) -> dict:
+    """Transfer-gain cells of a leaderboard row (real scenarios), NaN where the board has none."""
+    if "transfer_gain" not in d:
+        return {"transfer_gain": np.nan, "transfer_lo": np.nan, "transfer_hi": np.nan, "transfer_p_holm": np.nan,
+                "transfer_mark": ""}
+    return {"transfer_gain": d["transfer_gain"], "transfer_lo": d["transfer_gain_lo"], "transfer_hi": d["transfer_gain_hi"],
+            "transfer_p_holm": d["transfer_p_holm"], "transfer_mark": d["transfer_mark"]}
+
+
 def table6(runs: dict[str, ScenarioRuns], boards: dict[str, pd.DataFrame], semi: dict[str, bool]) -> Table:
     out, rows, notes = [], [], []
     for s, sr in runs.items():
@@ -204,17 +214,26 @@ def table6(runs: dict[str, ScenarioRuns], boards: dict[str, pd.DataFrame], semi:
             notes.append(f"not available: no model has runs for scenario {s}")
             continue
         for d in df.to_dict(orient="records"):
-            cells = [tag, d["name"] + (" †" if d.get("adapted") else ""), str(d["family"])]
+            cells = [tag, d["name"] + (" (adapted)" if d.get("adapted") else ""), str(d["family"])]
+            gain = _board_gain(d)
             for metric in T7_METRICS:
                 cells.append(fmt_abs((d[metric], d[f"{metric}_lo"], d[f"{metric}_hi"])))
                 out.append({"scenario": s, "semi_synthetic": semi[s], "model": d["model"], "name": d["name"],
                             "metric": metric, "mean": d[metric], "lo": d[f"{metric}_lo"], "hi": d[f"{metric}_hi"],
-                            "mark": d["mark"], "status": "ok"})
+                            "mark": d["mark"], "status": "ok",
+                            **(gain if metric == HEADLINE else {k: (np.nan if k != "transfer_mark" else "") for k in gain})})
             cells.append(d["mark"] or "")
+            cells.append("" if "transfer_gain" not in d else
+                         fmt_gain({"gain": d["transfer_gain"], "gain_lo": d["transfer_gain_lo"],
+                                   "gain_hi": d["transfer_gain_hi"], "mark": d["transfer_mark"]}))
             rows.append(cells)
-    body = md_table(["Scenario", "Model", "Family"] + list(T7_METRICS) + ["Sig. vs strongest baseline"], rows)
+    body = md_table(["Scenario", "Model", "Family"] + list(T7_METRICS)
+                    + ["Sig. vs strongest baseline", f"Transfer gain {HEADLINE} (real scenarios)"], rows)
+    if any(not semi[s] for s in runs):
+        notes.append(explanation(HEADLINE, next(iter(runs.values())).settings.alpha)
+                     + " Semi-synthetic scenarios have no twin (their rho = 0 recipe is the control): empty cell.")
     if any(d.get("adapted") for df in boards.values() if df is not None and not df.empty for d in df.to_dict(orient="records")):
-        notes.append("† adapted: the paper needs target history; the row is the adaptation its model card names.")
+        notes.append("(adapted): the paper needs target history; the row is the adaptation its model card names.")
     what = ("The full leaderboard: every model with runs on every scenario, absolute NDCG@10, P@3 and HR@3 with 95% "
             "bootstrap intervals over users; marks from each scenario's leaderboard (paired test against that "
             "scenario's strongest baseline on NDCG@10, Holm-corrected). Scenarios marked SEMI-SYNTHETIC are a "
@@ -224,9 +243,11 @@ def table6(runs: dict[str, ScenarioRuns], boards: dict[str, pd.DataFrame], semi:
                  pd.DataFrame(out), body, notes)
 
 
-def table7(real: dict[str, ScenarioRuns]) -> Table:
-    """Real-data replication: every model x the real scenarios, relative to Popularity."""
+def table7(real: dict[str, ScenarioRuns], gains: dict[str, pd.DataFrame] | None = None) -> Table:
+    """Real-data replication: every model x the real scenarios, relative to Popularity, and
+    (``gains``: :func:`benchmark.report.transfer.scenario_gains` per scenario) the transfer gain."""
     models = ordered({m for sr in real.values() for m in sr.models})
+    gains = gains or {}
     out, parts, notes = [], [], []
     for metric in T7_METRICS:
         rows = []
@@ -245,9 +266,16 @@ def table7(real: dict[str, ScenarioRuns]) -> Table:
                 v = sr.relative(m, REFERENCE, metric)
                 cells.append(fmt_rel(v) + (f" {mk['mark']}" if mk["mark"] and m != REFERENCE else ""))
                 out.append({"scenario": s, "model": m, "name": sr.name(m), "metric": metric, "rel_pct": v[0],
-                            "lo": v[1], "hi": v[2], "p": mk["p"], "p_holm": mk["p_holm"], "mark": mk["mark"], "status": "ok"})
+                            "lo": v[1], "hi": v[2], "p": mk["p"], "p_holm": mk["p_holm"], "mark": mk["mark"], "status": "ok",
+                            **_gain_fields(gains.get(s), m, metric == HEADLINE)})
             rows.append(cells)
         parts.append(f"## {metric}, relative to Popularity\n\n" + md_table(["Model"] + list(real), rows))
+    if real:
+        rows = [[display_name(m, real_info(real, m))]
+                + [fmt_gain(_gain_row(gains.get(s), m)) if sr.has(m) else "not available" for s, sr in real.items()]
+                for m in models]
+        parts.append(f"## Transfer gain on {HEADLINE}: real minus null twin\n\n" + md_table(["Model"] + list(real), rows)
+                     + "\n\n" + explanation(HEADLINE, next(iter(real.values())).settings.alpha))
     what = ("Real-data replication: every model on the real music -> book scenarios side by side, relative "
             "improvement (%) over Popularity with 95% paired bootstrap intervals; marks: paired sign-flip test "
             "against Popularity on the same metric, Holm-corrected across the models of each scenario "
@@ -255,6 +283,20 @@ def table7(real: dict[str, ScenarioRuns]) -> Table:
             "Settings: " + "; ".join(f"{s}: {sr.setting_text()}" for s, sr in real.items()) + ".")
     return Table("table7_real_replication", "Table 7: real-data replication", what, pd.DataFrame(out),
                  "\n\n".join(parts) if real else "not available: no real scenario has runs", notes)
+
+
+def _gain_row(g: pd.DataFrame | None, m: str):
+    return g.loc[m] if g is not None and m in g.index else None
+
+
+def _gain_fields(g: pd.DataFrame | None, m: str, headline: bool) -> dict:
+    """Transfer-gain columns of a table-7 CSV row (filled on the headline metric's rows only)."""
+    r = _gain_row(g, m) if headline else None
+    if r is None:
+        return {"transfer_gain": np.nan, "transfer_lo": np.nan, "transfer_hi": np.nan, "transfer_p_holm": np.nan,
+                "transfer_mark": NO_TWIN if headline else ""}
+    return {"transfer_gain": r["gain"], "transfer_lo": r["gain_lo"], "transfer_hi": r["gain_hi"],
+            "transfer_p_holm": r["p_holm"], "transfer_mark": r["mark"]}
 
 
 def real_info(real: dict[str, ScenarioRuns], m: str) -> dict:

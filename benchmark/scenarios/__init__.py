@@ -4,14 +4,18 @@ A builder (``real`` or ``linked``) turns prepared canonical tables into a
 :class:`~benchmark.scenarios.export.Built`; :func:`build_scenario` then does what is
 common to every scenario, in one place so no builder can skip it: schema checks,
 k-fold dealing (:func:`benchmark.scenarios.protocol.deal_folds`), the parquet tables and
-``meta.json``, RecBole atomic files, and the dataset card. Outputs are a pure function
-of (prepared tables, spec, protocol): rebuilding gives byte-identical files. Both the
-scenario folder and the git-tracked card are replaced only once the new ones are
-complete, so a failed or interrupted build leaves the previous ones in place.
+``meta.json``, RecBole atomic files, and the dataset card. Every real scenario also gets
+its null twin in ``<name>/twin/`` (:mod:`benchmark.scenarios.twin`), written here so no
+real scenario can lack one; ``linked`` scenarios have none (their rho = 0 recipe is the
+control). Outputs are a pure function of (prepared tables, spec, protocol): rebuilding
+gives byte-identical files. Both the scenario folder and the git-tracked card are
+replaced only once the new ones are complete, so a failed or interrupted build leaves
+the previous ones in place.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -19,7 +23,8 @@ from benchmark.config import paths
 from benchmark.config.atomic import atomic_dir, atomic_files
 from benchmark.config.params import LinkedScenario, ProtocolParams, RealScenario
 from benchmark.scenarios.protocol import deal_folds
-from benchmark.scenarios.schema import TARGET, scenario_hash
+from benchmark.scenarios.schema import TARGET, read_meta, scenario_hash
+from benchmark.scenarios import twin as null_twin
 from benchmark.scenarios.export import (
     SEMI_SYNTHETIC_BANNER,
     Built,
@@ -52,8 +57,9 @@ def build_scenario(
 
     Writes ``out_root/<name>/`` (schema files, ``recbole/<name>/<name>.{inter,item,user}``
     -- loadable with RecBole's ``data_path=out_root/<name>/recbole``, builder extras such as
-    ``linkage.parquet``) and ``cards_root/<name>/{CARD.md,card.json}``; returns the
-    card's numbers plus the output folder and the scenario hash.
+    ``linkage.parquet``, and for a real scenario its null twin ``twin/``) and
+    ``cards_root/<name>/{CARD.md,card.json}``; returns the card's numbers plus the output
+    folder and the scenario hash.
     """
     resolved = spec.model_dump()  # every default made explicit: the recipe as built
     built = BUILDERS[spec.builder](name, resolved, Path(prepared_root))
@@ -66,6 +72,8 @@ def build_scenario(
     # The folder is swapped in first, the card files after it (exits run inner first).
     with atomic_files(cdir / "card.json", cdir / "CARD.md") as (card_json, card_md), atomic_dir(out) as tmp:
         card = _write_scenario(tmp, name, spec, resolved, protocol, built, folds)
+        if spec.builder == "real":
+            card["null_twin"] = _write_twin(tmp, name, card["scenario_hash"], built)
         write_json(card_json, card)
         card_md.write_text(card_markdown(card))
     return {**card, "dir": str(out), "card_dir": str(cdir)}
@@ -122,3 +130,29 @@ def _write_scenario(out: Path, name: str, spec, resolved: dict, protocol: Protoc
         "recbole": rb,
         "scenario_hash": scenario_hash(out),
     }
+
+
+def _write_twin(real: Path, name: str, real_hash: str, built: Built) -> dict:
+    """Write the null twin of the scenario in ``real`` into ``real/twin/``; return its card facts.
+
+    Users, folds and items are copied file for file (byte-identical by construction, not
+    by a second write); only ``interactions.parquet`` differs, in its source rows. The
+    twin's ``meta.json`` is the real one (same name, so the run stage attaches the real
+    scenario's frozen source vectors and text vectors to it: same items, same set of source
+    histories) plus a ``null_twin`` section with the seed, the rule and the counts.
+    ``permutation.parquet`` says who got whose history. No RecBole files: the twin is an
+    instrument of the run stage, not a dataset of its own.
+    """
+    out = real / null_twin.TWIN_DIR
+    out.mkdir()
+    seed = null_twin.twin_seed(name)
+    inter, perm = null_twin.permute_sources(built.interactions, list(built.source_domains), seed)
+    write_parquet(inter, out / "interactions.parquet")
+    for fname in ("items.parquet", "users.parquet", "folds.parquet"):
+        shutil.copyfile(real / fname, out / fname)
+    write_parquet(perm, out / null_twin.PERMUTATION_FILE)
+    facts = null_twin.summary(perm, seed)
+    meta = read_meta(real)
+    meta["null_twin"] = {**facts, "of": name, "real_scenario_hash": real_hash}
+    write_json(out / "meta.json", meta)
+    return {**facts, "folder": f"data/scenarios/{name}/{null_twin.TWIN_DIR}/", "scenario_hash": scenario_hash(out)}

@@ -293,8 +293,26 @@ def card_markdown(card: dict) -> str:
         if card.get(key):
             L += ["", f"## {title}", ""]
             L += [f"- {k}: {v}" for k, v in sorted(card[key].items())]
+    if card.get("null_twin"):
+        L += _twin_section(card["name"], card["null_twin"])
     L += ["", "## Sources and licences", ""]
     L += [f"- {s['source']} ({s['upstream']}): {s['licence']}" for s in card["sources"]]
     L += ["", f"Scenario hash: `{card['scenario_hash']}`. RecBole atomic files: `recbole/{card['name']}/`.", ""]
     L += ["Built by `benchmark.scenarios.build_scenario`; numbers are recomputed from the written tables."]
     return "\n".join(L) + "\n"
+
+
+def _twin_section(name: str, t: dict) -> list[str]:
+    """The card's words on the null twin (benchmark/scenarios/twin.py): what it is, what moved."""
+    cohorts = "; ".join(f"{c}: {v['users']} users, {v['moved']} moved" for c, v in sorted(t["by_cohort"].items()))
+    return [
+        "", "## Null twin", "",
+        f"`{t['folder']}` is the null twin of {name}: the same users, folds, items and target rows (so the same "
+        "fold catalogs and held-out truth), but every user's source history is another user's of the same cohort. "
+        "Whatever a model scores there it scores without its own source history; the run stage evaluates every "
+        "model on it with the configuration tuned here, and the leaderboard's transfer gain is real minus twin, "
+        f"paired per test user. It is not a scenario of its own. Rule: {t['rule']}.", "",
+        f"- permuted: {t['users_permuted']} users with a source history ({cohorts}); seed {t['seed']}",
+        f"- users moved (given another user's history): {t['users_moved']}",
+        f"- twin scenario hash: `{t['scenario_hash']}`",
+    ]
