@@ -44,6 +44,7 @@ def test_sweep_gives_every_model_the_same_budget_and_picks_the_best(folds):
         rec = out[(key, 0, 0)]
         assert rec["n_trials"] == 3 and len(rec["trials"]) == 3
         assert rec["best_value"] == max(t["value"] for t in rec["trials"])
+        assert all(t["seconds"] > 0 for t in rec["trials"])  # the profile reads trial times from the records
         assert rec["chosen_config"] == max(rec["trials"], key=lambda t: t["value"])["config"]
         assert [t["config"] for t in rec["trials"]] == draw_configs(load_spec(key), 3, 0, 0)
         # fold 1 is outside tune_folds: it reuses fold 0's choice and says so
