@@ -134,6 +134,20 @@ def prepare(source: str = typer.Argument(..., help="Source id."), params_path: P
     typer.echo(json.dumps(report, indent=1, sort_keys=True, default=str)[:2000])
 
 
+@app.command("prepare-full")
+def prepare_full_cmd(source: str = typer.Argument(..., help="Id from params full_sources."), params_path: Path = ParamsOpt) -> None:
+    """Prepare a downloaded full public dataset out of core (DuckDB) into data/prepared/<id>/."""
+    from benchmark.data.full import prepare_full
+
+    params = _params(params_path)
+    if source not in params.full_sources:
+        _fail(f"{source!r} is not in params full_sources {sorted(params.full_sources)}")
+    s = params.full_sources[source]
+    report = prepare_full(source, s.kind, s.path, paths.PREPARED, memory_limit=s.memory_limit, threads=s.threads,
+                          work_dir=Path(s.work_dir) if s.work_dir else None, min_kept_share=params.prepare.min_kept_share)
+    typer.echo(json.dumps(report, indent=1, sort_keys=True, default=str)[:2000])
+
+
 @app.command()
 def scenario(name: str = typer.Argument(..., help="Scenario name from params.yaml."), params_path: Path = ParamsOpt) -> None:
     """Build one scenario: canonical parquet, folds, RecBole atomic files, dataset card."""

@@ -41,6 +41,7 @@ import benchmark.cli as cli
 from benchmark.config import paths
 from benchmark.report.csvcells import neutralise, neutralised
 from benchmark.report.leaderboard import leaderboard_frame
+from benchmark.report.transfer import scenario_gains
 from benchmark.report.runs import ScenarioRuns, Settings
 from benchmark.scenarios.protocol import load_scenario
 from benchmark.submission import reading
@@ -362,7 +363,9 @@ def test_formula_cells_are_neutralised_in_report_csvs(cdr, ext, scenario_root, g
     risky = [c for c in cells if neutralise(c) != c]
     assert not risky, f"cells a spreadsheet would evaluate: {risky[:3]}"
     # Only those cells changed: undo the quote and the file is exactly the plain frame's CSV, numbers and all.
-    df, _ = leaderboard_frame(ScenarioRuns.load([ext], "tiny-planted", Settings.from_params(PARAMS)))
+    sr = ScenarioRuns.load([ext], "tiny-planted", Settings.from_params(PARAMS))
+    # a real scenario's leaderboard carries the transfer-gain columns ("no twin run" here)
+    df, _ = leaderboard_frame(sr, scenario_gains(sr, None))
     plain = df.to_csv(index=False, float_format="%.6f", lineterminator="\n")
     written = (out / "leaderboard" / "tiny-planted.csv").read_text()
     assert written != plain

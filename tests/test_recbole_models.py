@@ -204,3 +204,23 @@ def test_model_cards_load_and_search_spaces_name_config_fields(key):
     fields = {f.name for f in dataclasses.fields(type(model.config))}
     assert set(spec.search_space) <= fields
     assert spec.card.strip() and spec.description
+
+
+def test_ease_gram_cache_is_reused_and_bit_identical(planted, scenario):
+    """A second fit of the same fold reuses X^T X (a cache hit) and gives the same scores bit for bit;
+    another reg_weight reuses it too; another training matrix (another fold) misses."""
+    from benchmark.models.recbole import ease
+
+    view = planted[0]
+    rows = _cold(view)
+    ease.clear_gram_cache()
+    before = ease.gram_cache_info()
+    cold = RecBoleModel(RecBoleConfig(model="EASE", reg_weight=10.0)).fit(view).score(rows)
+    warm = RecBoleModel(RecBoleConfig(model="EASE", reg_weight=10.0)).fit(view).score(rows)
+    after = ease.gram_cache_info()
+    assert (after["misses"] - before["misses"], after["hits"] - before["hits"]) == (1, 1)
+    np.testing.assert_array_equal(cold, warm)
+    RecBoleModel(RecBoleConfig(model="EASE", reg_weight=50.0)).fit(view)
+    assert ease.gram_cache_info()["hits"] == after["hits"] + 1
+    RecBoleModel(RecBoleConfig(model="EASE", reg_weight=10.0)).fit(scenario.fold(1)[0])
+    assert ease.gram_cache_info()["misses"] == after["misses"] + 1 and ease.gram_cache_info()["entries"] == 1

@@ -255,3 +255,5 @@ def test_leaderboard_json_has_flat_metrics_for_dvc_and_names_the_code(built):
     assert js["setting"]["code_hashes"] == ["fakecodehash"] and js["setting"]["setting_name"] == "ci"
     md = (built["out"] / "leaderboard" / "fake-real.md").read_text()
     assert "ci setting, code revision fake, modelling-code hash fakecodehash" in md
+    flat = json.loads((built["out"] / "metrics" / "fake-real.json").read_text())
+    assert flat["metrics"] == js["metrics"] and flat["code_hashes"] == ["fakecodehash"]

@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from benchmark.config import paths
+from benchmark.config.full_params import FullSource, GoodreadsAudioScenario, check_full_scenarios
 
 OVERLAYS = {"ci": None, "full": "params-full.yaml"}
 
@@ -115,7 +116,7 @@ class LinkedScenario(_ScenarioBase):
     min_podcast_reviews: int = Field(default=1, ge=1)
 
 
-ScenarioParams = Annotated[Union[RealScenario, LinkedScenario], Field(discriminator="builder")]
+ScenarioParams = Annotated[Union[RealScenario, LinkedScenario, GoodreadsAudioScenario], Field(discriminator="builder")]
 
 
 class TuningParams(_Strict):
@@ -150,6 +151,13 @@ class Params(_Strict):
     tuning: TuningParams
     twins: TwinParams = TwinParams()
     models: list[str] | Literal["all"] = "all"
+    # Downloaded full public datasets (benchmark/config/full_params.py), prepared out of core.
+    full_sources: dict[str, FullSource] = {}
+
+    @model_validator(mode="after")
+    def _full_scenarios(self) -> "Params":
+        check_full_scenarios(self.full_sources, self.scenarios)
+        return self
 
     @model_validator(mode="after")
     def _metric_cutoff(self) -> "Params":
@@ -158,7 +166,7 @@ class Params(_Strict):
             raise ValueError(f"tuning.metric {self.tuning.metric} needs K={k} in evaluation.ks {self.evaluation.ks}")
         return self
 
-    def scenario(self, name: str) -> RealScenario | LinkedScenario:
+    def scenario(self, name: str) -> RealScenario | LinkedScenario | GoodreadsAudioScenario:
         if name not in self.scenarios:
             raise ParamsError(f"unknown scenario {name!r}; params list {sorted(self.scenarios)}")
         return self.scenarios[name]
@@ -199,7 +207,7 @@ def _read_yaml(path: Path) -> dict:
 def _one_line(path: Path, err: ValidationError) -> str:
     errs = sorted(err.errors(), key=lambda x: x["type"] != "extra_forbidden")  # a typo explains the rest
     e = errs[0]
-    loc = ".".join(str(x) for x in e["loc"] if not (isinstance(x, str) and x in ("real", "linked"))) or "(top level)"
+    loc = ".".join(str(x) for x in e["loc"] if not (isinstance(x, str) and x in ("real", "linked", "goodreads-audio"))) or "(top level)"
     msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
     if e["type"] != "extra_forbidden" and "input" in e and not isinstance(e["input"], dict):
         msg += f" (got {e['input']!r})"

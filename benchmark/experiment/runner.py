@@ -42,7 +42,7 @@ from benchmark.experiment.tuning import Budget, ensure_ray, tune_models
 from benchmark.features.vectors import attach_features
 from benchmark.scenarios.protocol import TrainView, build_fold, load_scenario, restrict_training
 from benchmark.scenarios.schema import scenario_hash
-from benchmark.scenarios.twin import TWIN_DIR
+from benchmark.scenarios.twin import REAL_BUILDERS, TWIN_DIR
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def _twin_folds(scenario: str, folder: Path, params: Params, ctx: _Context, keys
     approximation -- measured on douban-m2b: mean |difference| of item-item cosines 0.028 --
     noise a gain should not contain.)
     """
-    if params.scenario(scenario).builder != "real":
+    if params.scenario(scenario).builder not in REAL_BUILDERS:
         return None, {}
     tfolder = folder / TWIN_DIR
     if not (tfolder / "meta.json").is_file():

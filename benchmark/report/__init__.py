@@ -45,7 +45,7 @@ def scenario_plan(params: Params | None, runs_root: Path | list[Path]) -> tuple[
     kinds, rho = {}, {}
     for s in names:
         sp = spec.get(s)
-        kinds[s] = "" if sp is None else sp.builder
+        kinds[s] = "" if sp is None else ("linked" if sp.builder == "linked" else "real")  # goodreads-audio: real people
         rho[s] = float(sp.rho) if sp is not None and sp.builder == "linked" else None
     return names, kinds, rho
 
@@ -92,7 +92,7 @@ def build_report(runs_root: Path = paths.RUNS, out_root: Path = paths.RESULTS, p
             kinds[s] = "linked" if sr.semi_synthetic else "real"
     semi = {s: kinds[s] == "linked" for s in names}
     lb_dir, tb_dir, fg_dir = out_root / "leaderboard", out_root / "tables", out_root / "figures"
-    for d in (lb_dir, tb_dir, fg_dir):
+    for d in (lb_dir, tb_dir, fg_dir, out_root / "metrics"):
         _clear(d)
         d.mkdir(parents=True, exist_ok=True)
 

@@ -261,4 +261,11 @@ def write_leaderboard(sr: ScenarioRuns, out_dir: Path, semi: bool,
         for row in df.to_dict(orient="records")
     } if not df.empty else {}
     js.write_text(json.dumps(payload, indent=1, sort_keys=True, default=_clean, allow_nan=False) + "\n")
-    return [md, csv, js], df
+    # The same flat block in results/metrics/<scenario>.json, declared as DVC metrics (a metrics
+    # file may not sit inside the leaderboard folder, which is a stage output of its own).
+    mdir = out_dir.parent / "metrics"
+    mdir.mkdir(parents=True, exist_ok=True)
+    mjs = mdir / f"{sr.scenario}.json"
+    mjs.write_text(json.dumps({"scenario": sr.scenario, "code_hashes": payload["setting"].get("code_hashes", []),
+                               "metrics": payload["metrics"]}, indent=1, sort_keys=True, allow_nan=False) + "\n")
+    return [md, csv, js, mjs], df

@@ -37,10 +37,12 @@ from benchmark.scenarios.export import (
     write_parquet,
     write_recbole,
 )
+from benchmark.scenarios.audiobook import build_goodreads_audio
 from benchmark.scenarios.linked import build_linked
 from benchmark.scenarios.real import build_real
 
-BUILDERS: dict[str, Callable[[str, dict, Path], Built]] = {"real": build_real, "linked": build_linked}
+BUILDERS: dict[str, Callable[[str, dict, Path], Built]] = {"real": build_real, "linked": build_linked,
+                                                          "goodreads-audio": build_goodreads_audio}
 
 __all__ = ["BUILDERS", "Built", "build_scenario"]
 
@@ -72,7 +74,7 @@ def build_scenario(
     # The folder is swapped in first, the card files after it (exits run inner first).
     with atomic_files(cdir / "card.json", cdir / "CARD.md") as (card_json, card_md), atomic_dir(out) as tmp:
         card = _write_scenario(tmp, name, spec, resolved, protocol, built, folds)
-        if spec.builder == "real":
+        if spec.builder in null_twin.REAL_BUILDERS:
             card["null_twin"] = _write_twin(tmp, name, card["scenario_hash"], built)
         write_json(card_json, card)
         card_md.write_text(card_markdown(card))

@@ -47,6 +47,8 @@ import pandas as pd
 from benchmark.scenarios.export import finalize_interactions
 
 TWIN_DIR = "twin"  # data/scenarios/<name>/twin/: a complete scenario folder
+# Builders of real people (a twin each); `linked` is semi-synthetic and its rho = 0 recipe is its control.
+REAL_BUILDERS = ("real", "goodreads-audio")
 PERMUTATION_FILE = "permutation.parquet"  # recipient user, donor user, cohort
 RULE = ("each user's source history (every source domain, with values and timestamps) is replaced by the history "
         "of another user with the same set of source domains (seeded permutation within cohort, training users "
