@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from benchmark.evaluation.metrics import binary_truth, check_ks, breakdown_metrics, head_tail_masks, ranking_metrics, topk_indices
+from benchmark.evaluation.metrics import binary_truth, check_ks, head_tail_masks, metric_table, topk_indices
 
 HEAD_SHARE = 0.2
+METRIC_CHUNK_ROWS = 1 << 16  # users whose metric temporaries are held at once
 
 
 def _model_name(model) -> str:
@@ -29,7 +30,14 @@ def _model_name(model) -> str:
     return f"{type(model).__name__}" + (f" ({key!r})" if key else "")
 
 
-def _score_batch(model, rows: np.ndarray, n_catalog: int) -> np.ndarray:
+def _score_batch(model, rows: np.ndarray, n_catalog: int) -> tuple[np.ndarray, np.ndarray]:
+    """One batch of scores, checked, and its column sums (float64, for the mean score).
+
+    Finiteness is read off the column sums, which the evaluator needs anyway: a NaN or
+    an infinity anywhere makes its column's sum non-finite, so only then (or on a float64
+    overflow of finite values) is the batch scanned cell by cell to name the culprit.
+    That saves a full pass over the batch, a sixth of the floor's time at 100k items.
+    """
     s = model.score(rows)
     s = np.asarray(s)
     name = _model_name(model)
@@ -40,15 +48,17 @@ def _score_batch(model, rows: np.ndarray, n_catalog: int) -> np.ndarray:
         )
     if not np.issubdtype(s.dtype, np.number) or np.issubdtype(s.dtype, np.complexfloating):
         raise TypeError(f"{name}.score returned dtype {s.dtype}; expected real numbers")
-    finite = np.isfinite(s)
-    if not finite.all():
-        bad_row, bad_col = np.argwhere(~finite)[0]
-        raise ValueError(
-            f"{name}.score returned {int((~finite).sum())} non-finite value(s) "
-            f"(first at batch row {bad_row}, catalog column {bad_col}: {s[bad_row, bad_col]}); "
-            "scores must be finite"
-        )
-    return s
+    col_sum = s.sum(axis=0, dtype=np.float64)
+    if not np.isfinite(col_sum).all():
+        finite = np.isfinite(s)
+        if not finite.all():
+            bad_row, bad_col = np.argwhere(~finite)[0]
+            raise ValueError(
+                f"{name}.score returned {int((~finite).sum())} non-finite value(s) "
+                f"(first at batch row {bad_row}, catalog column {bad_col}: {s[bad_row, bad_col]}); "
+                "scores must be finite"
+            )
+    return s, col_sum
 
 
 def evaluate_topk(topk_idx: np.ndarray, truth: sp.csr_matrix, ks: list[int], popularity: np.ndarray) -> pd.DataFrame:
@@ -65,12 +75,13 @@ def evaluate_topk(topk_idx: np.ndarray, truth: sp.csr_matrix, ks: list[int], pop
     pop = np.asarray(popularity).ravel()
     if len(pop) != t.shape[1]:
         raise ValueError(f"popularity has {len(pop)} entries but the catalog has {t.shape[1]} items")
-    cols = {"n_pos": np.diff(t.indptr).astype(np.int64)}
-    cols.update(ranking_metrics(topk_idx, t, ks))
     head, tail = head_tail_masks(pop, HEAD_SHARE)
-    cols.update(breakdown_metrics(topk_idx, t, ks, head, "head"))
-    cols.update(breakdown_metrics(topk_idx, t, ks, tail, "tail"))
-    return pd.DataFrame(cols)
+    # Row chunks: every metric is per user, so chunking changes no value, and it keeps
+    # the (users x K) float temporaries small for a million users.
+    masks = {"head": head, "tail": tail}
+    parts = [metric_table(topk_idx[a : a + METRIC_CHUNK_ROWS], t[a : a + METRIC_CHUNK_ROWS], ks, masks, first_row=a)
+             for a in range(0, max(len(topk_idx), 1), METRIC_CHUNK_ROWS)]
+    return pd.DataFrame({c: np.concatenate([p[c] for p in parts]) for c in parts[0]})
 
 
 def evaluate_model(
@@ -112,10 +123,10 @@ def evaluate_model(
     for start in starts:
         rows = user_rows[start : start + batch_size]
         s0 = time.perf_counter()
-        s = _score_batch(model, rows, n_catalog)
+        s, col_sum = _score_batch(model, rows, n_catalog)
         score_time += time.perf_counter() - s0
-        score_sum += s.sum(axis=0, dtype=np.float64)
-        parts.append(topk_indices(s, width))
+        score_sum += col_sum
+        parts.append(topk_indices(s, width, finite=True))
     topk = np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.int64)
     if width < kmax:  # catalog smaller than K: pad with empty ranks
         topk = np.concatenate([topk, np.full((len(topk), kmax - width), -1, dtype=np.int64)], axis=1)

@@ -34,6 +34,8 @@ the tail metrics are NaN for that user (excluded from means by the aggregator).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -53,18 +55,75 @@ def check_ks(ks) -> list[int]:
     return ks
 
 
-def topk_indices(scores: np.ndarray, k: int) -> np.ndarray:
+def _rankable(scores: np.ndarray) -> np.ndarray:
+    """``scores`` as a C-contiguous array of a dtype ``torch.topk`` ranks (f32/f64/i32/i64).
+
+    Conversions keep order and equality exactly: narrower ints/floats widen, uint64 maps
+    to int64 by flipping the top bit (``u - 2**63``), bool becomes int32. Anything else
+    (complex, float128, objects) cannot be ranked here and raises.
+    """
+    dt = scores.dtype
+    if dt in (np.float32, np.float64, np.int32, np.int64):
+        out = scores
+    elif dt == np.float16:
+        out = scores.astype(np.float32)
+    elif dt == np.bool_ or (np.issubdtype(dt, np.integer) and dt.itemsize <= 2):
+        out = scores.astype(np.int32)
+    elif dt == np.uint32:
+        out = scores.astype(np.int64)
+    elif dt == np.uint64:
+        out = (scores ^ np.uint64(1 << 63)).view(np.int64)
+    else:
+        raise TypeError(f"scores of dtype {dt} cannot be ranked; use real ints or floats of at most 64 bits")
+    return np.ascontiguousarray(out)
+
+
+def _torch_view(a: np.ndarray):
+    """A zero-copy tensor over ``a`` (read only here, so a read-only array is fine)."""
+    import torch
+
+    if a.flags.writeable:
+        return torch.from_numpy(a)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "array is not writable": we never write to it
+        return torch.from_numpy(a)
+
+
+def _order_candidates(idx: np.ndarray, vals: np.ndarray) -> np.ndarray:
+    """Reorder each row's candidates by score descending, then catalog index ascending.
+
+    ``vals`` must already be sorted descending per row (``torch.topk`` output): only
+    runs of equal values need their indices sorted, so the primary key is the run
+    number, which needs no negation (that would overflow int64's minimum).
+    """
+    run = np.zeros(vals.shape, dtype=np.int64)
+    np.cumsum(vals[:, 1:] != vals[:, :-1], axis=1, out=run[:, 1:])
+    order = np.lexsort((idx, run), axis=-1)
+    return np.take_along_axis(idx, order, axis=1)
+
+
+def topk_indices(scores: np.ndarray, k: int, *, finite: bool = False) -> np.ndarray:
     """The k best catalog columns of every row, best first.
 
     Ties are broken deterministically: on equal scores the lower catalog index ranks
-    first (as ``np.argsort(-scores, kind="stable")`` would), including at the K
-    boundary where ``argpartition`` alone picks an arbitrary subset of tied items.
+    first (exactly ``np.argsort(-scores, kind="stable")[:, :k]``), including at the K
+    boundary where a partial sort alone picks an arbitrary subset of tied items.
     Models with integer scores (counts, co-occurrences) tie a lot, and an unstable
     tie-break would make metrics change between runs and machines.
 
-    Cost: one ``argpartition`` (linear in the catalog) plus, only for rows whose
-    K-th value is tied with items left outside the list, one extra linear pass.
-    Returns ``(n, min(k, n_catalog))`` int64.
+    Cost, which is why it is built this way (issue 16: the evaluator must stay within
+    1.5x of a bare ``torch.topk``): one ``torch.topk`` of width k + 1 over the catalog
+    (linear, ~5x faster than numpy ``argpartition`` at 10k-100k items), then O(k) work
+    per row to order the k candidates. The (k+1)-th value tells whether the boundary
+    is clean: if it is strictly below the k-th, every item tied with the k-th is among
+    the candidates and the set is exact. Only rows where it is equal (a tie crossing
+    the boundary) take a second linear pass, a ``topk`` over an integer key that ranks
+    items above the tie first and then tied items by lower index; those rows are
+    processed ``_TIE_CHUNK_CELLS`` cells at a time to bound memory.
+
+    ``finite=True`` tells that the caller has already checked every score is finite
+    (the evaluator has), which skips the NaN scan. Returns ``(n, min(k, n_catalog))``
+    int64.
     """
     scores = np.asarray(scores)
     if scores.ndim != 2:
@@ -74,41 +133,36 @@ def topk_indices(scores: np.ndarray, k: int) -> np.ndarray:
     n, m = scores.shape
     if m == 0:
         raise ValueError("scores has an empty catalog (0 columns)")
-    if np.isnan(scores).any():
+    if not finite and np.issubdtype(scores.dtype, np.floating) and np.isnan(scores).any():
         raise ValueError("scores contain NaN; cannot rank")
     if n == 0:
         return np.zeros((0, min(k, m)), dtype=np.int64)
-    if k >= m:
-        return np.argsort(-scores, axis=1, kind="stable").astype(np.int64)
+    import torch  # lazily: the report stages import this module and never rank
 
-    part = np.argpartition(scores, m - k, axis=1)[:, m - k :]
-    vals = np.take_along_axis(scores, part, axis=1)
-    kth = vals.min(axis=1)  # the K-th largest score of each row
-    n_eq_sel = (vals == kth[:, None]).sum(axis=1)
-    n_eq_all = (scores == kth[:, None]).sum(axis=1)
-    amb_all = np.flatnonzero(n_eq_all > n_eq_sel)
-    step = max(1, _TIE_CHUNK_CELLS // m)  # bounds the temporaries of tie-heavy batches
+    a = _rankable(scores)
+    t = _torch_view(a)
+    with torch.no_grad():
+        if k >= m:  # the whole row, ordered (no boundary to check)
+            vals_t, idx_t = torch.sort(t, dim=1, descending=True)
+            return _order_candidates(idx_t.numpy(), vals_t.numpy()).astype(np.int64, copy=False)
+        vals_t, idx_t = torch.topk(t, k + 1, dim=1, largest=True, sorted=True)
+    vals, idx = vals_t.numpy(), idx_t.numpy()
+    amb_all = np.flatnonzero(vals[:, k - 1] == vals[:, k])  # a tie crosses the boundary
+    vals, idx = vals[:, :k].copy(), idx[:, :k].copy()
+    step = max(1, _TIE_CHUNK_CELLS // m)
+    tied_key = torch.arange(m - 1, -1, -1, dtype=torch.int64) if len(amb_all) else None  # lower index, higher key
     for start in range(0, len(amb_all), step):
-        amb = amb_all[start : start + step]
-        # Rows where the K-th value is tied with items left outside: keep every item
-        # strictly above it plus the n_eq_sel lowest-index tied items. The mask has
-        # exactly k True per row and nonzero() walks it row-major, so the indices
-        # reshape straight into (rows, k).
-        sub = scores[amb]
-        eq = sub == kth[amb, None]
-        keys = np.where(eq, np.arange(m), m)
-        smallest = np.sort(np.partition(keys, k - 1, axis=1)[:, :k], axis=1)
-        last_kept = smallest[np.arange(len(amb)), n_eq_sel[amb] - 1]
-        sel = (sub > kth[amb, None]) | (eq & (np.arange(m)[None, :] <= last_kept[:, None]))
-        p2 = np.nonzero(sel)[1].reshape(len(amb), k)
-        part[amb] = p2
-        vals[amb] = np.take_along_axis(sub, p2, axis=1)
-    # Order the selected k: by score descending, then by index ascending.
-    order = np.argsort(part, axis=1, kind="stable")
-    part = np.take_along_axis(part, order, axis=1)
-    vals = np.take_along_axis(vals, order, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1).astype(np.int64)
+        rows = amb_all[start : start + step]
+        sub = t.index_select(0, torch.from_numpy(rows))
+        kth = torch.from_numpy(vals[rows, k - 1]).unsqueeze(1)
+        # Above the tie: key m (all kept; fewer than k of them exist). Tied: m-1-j. Below:
+        # -1. The k largest keys are then exactly the stable full sort's top-k set.
+        key = torch.where(sub > kth, m, torch.where(sub == kth, tied_key, -1))
+        sel = torch.topk(key, k, dim=1, sorted=False).indices
+        sv, order = torch.sort(sub.gather(1, sel), dim=1, descending=True)  # ties: _order_candidates
+        idx[rows] = sel.gather(1, order).numpy()
+        vals[rows] = sv.numpy()
+    return _order_candidates(idx, vals).astype(np.int64, copy=False)
 
 
 def binary_truth(truth, n_rows: int | None = None) -> sp.csr_matrix:
@@ -124,7 +178,7 @@ def binary_truth(truth, n_rows: int | None = None) -> sp.csr_matrix:
     return t
 
 
-def _check_topk(topk: np.ndarray, n_items: int) -> np.ndarray:
+def _check_topk(topk: np.ndarray, n_items: int, first_row: int = 0) -> np.ndarray:
     topk = np.asarray(topk)
     if topk.ndim != 2:
         raise ValueError(f"topk must be 2-D (users x ranks), got shape {topk.shape}")
@@ -137,20 +191,24 @@ def _check_topk(topk: np.ndarray, n_items: int) -> np.ndarray:
         s = np.sort(topk, axis=1)
         dup = (s[:, 1:] == s[:, :-1]) & (s[:, 1:] >= 0)
         if dup.any():
-            row = int(np.flatnonzero(dup.any(axis=1))[0])
+            row = first_row + int(np.flatnonzero(dup.any(axis=1))[0])
             raise ValueError(f"topk row {row} lists the same item twice: a ranked list must not repeat items")
     return topk
 
 
 def hit_matrix(topk: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
-    """Boolean ``(n, w)``: is the item at each rank a positive of that user.
+    """Boolean ``(n, w)``: is the item at each rank a positive of that user."""
+    t = binary_truth(truth, len(topk))
+    return _hits(_check_topk(topk, t.shape[1]), t)
+
+
+def _hits(topk: np.ndarray, t: sp.csr_matrix) -> np.ndarray:
+    """:func:`hit_matrix` on a checked list and a :func:`binary_truth` matrix.
 
     Vectorised membership test: (row, item) pairs are encoded as ``row * m + item``,
     which is sorted for a CSR matrix with sorted indices, so one ``searchsorted``
     answers all of them.
     """
-    t = binary_truth(truth, len(topk))
-    topk = _check_topk(topk, t.shape[1])
     n, m = t.shape
     rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(t.indptr))
     keys = rows * m + t.indices.astype(np.int64)
@@ -197,14 +255,48 @@ def ranking_metrics(topk: np.ndarray, truth: sp.csr_matrix, ks: list[int]) -> di
     """
     ks = check_ks(ks)
     t = binary_truth(truth, len(np.asarray(topk)))
+    n_pos = _positive_counts(t)
+    return _metrics_from_hits(hit_matrix(topk, t), n_pos, ks)
+
+
+def _positive_counts(t: sp.csr_matrix, first_row: int = 0) -> np.ndarray:
     n_pos = np.diff(t.indptr).astype(np.float64)
     if (n_pos == 0).any():
-        bad = np.flatnonzero(n_pos == 0)
+        bad = first_row + np.flatnonzero(n_pos == 0)
         raise ValueError(
             f"{len(bad)} user(s) have no positive in truth (first rows {bad[:5].tolist()}); "
             "the protocol drops them before evaluation, so this is a caller bug"
         )
-    return _metrics_from_hits(hit_matrix(topk, t), n_pos, ks)
+    return n_pos
+
+
+def metric_table(
+    topk: np.ndarray, truth: sp.csr_matrix, ks: list[int], item_masks: dict[str, np.ndarray], first_row: int = 0
+) -> dict[str, np.ndarray]:
+    """``n_pos``, :func:`ranking_metrics` and one :func:`breakdown_metrics` per mask, at once.
+
+    The same numbers as calling those functions one by one (same formulas, so the
+    same bits), from one hit matrix: a positive inside a mask is a hit exactly when
+    it is a hit and inside the mask, so the breakdowns need no masked truth matrix,
+    no second membership search and no second check of the lists. ``first_row`` is
+    the row number of ``topk[0]`` in a caller's larger table (for error messages).
+    """
+    ks = check_ks(ks)
+    t = binary_truth(truth, len(np.asarray(topk)))
+    n_pos = _positive_counts(t, first_row)
+    topk = _check_topk(topk, t.shape[1], first_row)
+    hits = _hits(topk, t)
+    cols = {"n_pos": np.diff(t.indptr).astype(np.int64)}
+    cols.update(_metrics_from_hits(hits, n_pos, ks))
+    row_of = np.repeat(np.arange(len(topk)), np.diff(t.indptr))
+    listed = np.where(topk >= 0, topk, 0)  # -1 ranks are misses already
+    for prefix, mask in item_masks.items():
+        mask = np.asarray(mask, dtype=bool).ravel()
+        if len(mask) != t.shape[1]:
+            raise ValueError(f"item_mask has {len(mask)} entries but the catalog has {t.shape[1]}")
+        n_in = np.bincount(row_of[mask[t.indices]], minlength=len(topk)).astype(np.float64)
+        cols.update(_breakdown_from_hits(hits & mask[listed], n_in, ks, prefix))
+    return cols
 
 
 def head_tail_masks(popularity: np.ndarray, head_share: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
@@ -242,7 +334,10 @@ def breakdown_metrics(topk: np.ndarray, truth: sp.csr_matrix, ks: list[int], ite
     t = (t @ sp.diags(mask.astype(np.float32))).tocsr()
     t.eliminate_zeros()
     n_pos = np.diff(t.indptr).astype(np.float64)
-    hits = hit_matrix(topk, t)
+    return _breakdown_from_hits(hit_matrix(topk, t), n_pos, ks, prefix)
+
+
+def _breakdown_from_hits(hits: np.ndarray, n_pos: np.ndarray, ks: list[int], prefix: str) -> dict[str, np.ndarray]:
     kmax = max(ks)
     if hits.shape[1] < kmax:
         hits = np.concatenate([hits, np.zeros((len(hits), kmax - hits.shape[1]), dtype=bool)], axis=1)
