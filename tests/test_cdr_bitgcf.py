@@ -18,6 +18,7 @@ import torch
 
 from benchmark.models.cdr.bitgcf import BiTGCF
 from benchmark.models.cdr.common import domains
+from zoo_checks import assert_own_head_books, assert_target_rows_are_training_only, with_cold_book_rows
 
 
 def _fit(view, seed=0, **over):
@@ -32,27 +33,13 @@ def contract_model(contract_fold):
 
 def test_cold_users_of_different_groups_get_their_own_head_book(contract_fold, contract_model):
     """Two cold test users with different planted source tastes rank their own group's head book in their top 5."""
-    view, _, planted = contract_fold
-    rows = view.test_users[view.cohort[view.test_users] == "m&p"]
-    groups = planted.group_of(view)[rows]
-    a = rows[groups == 1][0]
-    b = rows[groups == 2][0]
-    s = contract_model.score(np.array([a, b]))
-    top = np.argsort(-s, axis=1, kind="stable")[:, :5]
-    assert tuple(top[0]) != tuple(top[1])
-    heads = planted.head_cols(view, np.array([a, b]))
-    assert heads[0] in top[0] and heads[1] in top[1]
-    assert heads[0] not in top[1] and heads[1] not in top[0]
+    assert_own_head_books(contract_model, contract_fold)
 
 
 def test_book_graph_holds_training_users_only(contract_fold, contract_model):
     view, _, _ = contract_fold
-    m, dom = contract_model, domains(view, seed=0)
-    cold = np.concatenate([view.valid_users, view.test_users])
-    assert len(m.target_rows_) > 0
-    assert not np.isin(m.target_rows_, cold).any()
-    assert not np.isin(m.target_rows_, dom.holdout_rows).any()  # early-stopping users stay cold too
-    assert np.isin(m.target_rows_, dom.fit_rows).all()
+    m = contract_model
+    dom, cold = assert_target_rows_are_training_only(m, view)
     # the book graph itself: no edge of a cold or hold-out user (their target degree is 0)
     degree = np.diff(m.net.adj_t.crow_indices().numpy())
     assert degree[m.target_rows_].min() > 0
@@ -68,13 +55,7 @@ def test_planted_book_rows_of_cold_users_change_nothing(planted_fold):
     """Target rows slipped into the view for valid/test users (a protocol breach) are ignored by the fit."""
     view, _ = planted_fold
     base = _fit(view, max_epochs=3, warmup_epochs=0)
-    leaked = copy.deepcopy(view)
-    cold = np.concatenate([view.valid_users, view.test_users])
-    rng = np.random.default_rng(0)
-    extra = sp.csr_matrix((np.ones(3 * len(cold), np.float32),
-                           (np.repeat(cold, 3), rng.integers(0, view.n_catalog, 3 * len(cold)))),
-                          shape=view.target_train.shape)
-    leaked.target_train = (view.target_train + extra).tocsr()
+    leaked = with_cold_book_rows(view)
     other = _fit(leaked, max_epochs=3, warmup_epochs=0)
     np.testing.assert_array_equal(other.target_rows_, base.target_rows_)
     rows = np.arange(view.n_users)

@@ -12,11 +12,11 @@ import copy
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import torch
 
 from benchmark.models.cdr.common import domains
 from benchmark.models.cdr.deepapf import DeepAPF, initial_tables
+from zoo_checks import assert_target_rows_are_training_only, with_cold_book_rows
 
 
 def _fit(view, seed=0, **over):
@@ -45,12 +45,8 @@ def test_cold_users_of_different_groups_get_their_own_head_book(contract_fold, c
 
 def test_book_side_is_fitted_on_training_users_only(contract_fold, contract_model):
     view, _, _ = contract_fold
-    m, dom = contract_model, domains(view, seed=0)
-    cold = np.concatenate([view.valid_users, view.test_users])
-    assert len(m.target_rows_) > 0
-    assert not np.isin(m.target_rows_, cold).any()
-    assert not np.isin(m.target_rows_, dom.holdout_rows).any()  # early-stopping users stay cold too
-    assert np.isin(m.target_rows_, dom.fit_rows).all()
+    m = contract_model
+    dom, cold = assert_target_rows_are_training_only(m, view)
     assert m.fit_info["mapping_users"] == len(m.target_rows_)
     # cold users are trained through their source rows only (their input) and are scored by the cold rule
     assert np.isin(view.test_users, m.source_rows_).all()
@@ -63,13 +59,7 @@ def test_planted_book_rows_of_cold_users_change_nothing(planted_fold):
     """Target rows slipped into the view for valid/test users (a protocol breach) are ignored by the fit."""
     view, _ = planted_fold
     base = _fit(view)
-    leaked = copy.deepcopy(view)
-    cold = np.concatenate([view.valid_users, view.test_users])
-    rng = np.random.default_rng(0)
-    extra = sp.csr_matrix((np.ones(3 * len(cold), np.float32),
-                           (np.repeat(cold, 3), rng.integers(0, view.n_catalog, 3 * len(cold)))),
-                          shape=view.target_train.shape)
-    leaked.target_train = (view.target_train + extra).tocsr()
+    leaked = with_cold_book_rows(view)
     other = _fit(leaked)
     np.testing.assert_array_equal(other.target_rows_, base.target_rows_)
     rows = np.arange(view.n_users)

@@ -12,12 +12,12 @@ import copy
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import torch
 from torch import nn
 
 from benchmark.models.cdr.common import domains
 from benchmark.models.cdr.natr import NATR
+from zoo_checks import with_cold_book_rows
 
 
 def _fit(view, seed=0, **over):
@@ -63,13 +63,7 @@ def test_planted_book_rows_of_cold_users_change_nothing(planted_fold):
     """Target rows slipped into the view for valid/test users (a protocol breach) are ignored by the fit."""
     view, _ = planted_fold
     base = _fit(view)
-    leaked = copy.deepcopy(view)
-    cold = np.concatenate([view.valid_users, view.test_users])
-    rng = np.random.default_rng(0)
-    extra = sp.csr_matrix((np.ones(3 * len(cold), np.float32),
-                           (np.repeat(cold, 3), rng.integers(0, view.n_catalog, 3 * len(cold)))),
-                          shape=view.target_train.shape)
-    leaked.target_train = (view.target_train + extra).tocsr()
+    leaked = with_cold_book_rows(view)
     other = _fit(leaked)
     np.testing.assert_array_equal(other.target_rows_, base.target_rows_)
     rows = np.arange(view.n_users)
