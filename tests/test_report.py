@@ -257,3 +257,18 @@ def test_leaderboard_json_has_flat_metrics_for_dvc_and_names_the_code(built):
     assert "ci setting, code revision fake, modelling-code hash fakecodehash" in md
     flat = json.loads((built["out"] / "metrics" / "fake-real.json").read_text())
     assert flat["metrics"] == js["metrics"] and flat["code_hashes"] == ["fakecodehash"]
+
+
+def test_adapted_rows_are_marked(tmp_path):
+    """A record's ``adapted: true`` (read back as a numpy bool in the records frame) marks the row; absent means not adapted."""
+    runs = tmp_path / "runs"
+    write_fake_runs(runs, "fake-real", REAL, external=("external-mine",))
+    some = sorted(m for m in REAL if m != "popularity" and not m.startswith("external"))[0]
+    for rec in (runs / "fake-real" / some).glob("s*_f*/record.json"):
+        r = json.loads(rec.read_text())
+        rec.write_text(json.dumps({**r, "adapted": True}))
+    build_report(runs, tmp_path / "out", fake_params(SCEN))
+    df = pd.read_csv(tmp_path / "out" / "leaderboard" / "fake-real.csv")
+    assert df.set_index("model")["adapted"].to_dict() == {m: m == some for m in df["model"]}
+    md = (tmp_path / "out" / "leaderboard" / "fake-real.md").read_text()
+    assert md.count("(adapted)") >= 2  # the row and the note under the table

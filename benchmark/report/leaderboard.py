@@ -113,7 +113,8 @@ def leaderboard_frame(sr: ScenarioRuns, gains: pd.DataFrame | None = None) -> tu
         summary, _ = summarise_config(recs)
         row = {
             "model": m, "name": sr.name(m), "family": info.get("family"), "external": bool(info.get("external")),
-            "adapted": bool(info.get("adapted") is True), "description": info.get("description") or "",
+            # numpy bool from a records frame, absent (NaN) for external submissions and older records
+            "adapted": isinstance(info.get("adapted"), (bool, np.bool_)) and bool(info.get("adapted")), "description": info.get("description") or "",
             "n_runs": int(len(recs)), "seeds": " ".join(str(s) for s in sorted(recs["seed"].unique())),
             "folds": " ".join(str(f) for f in sorted(recs["fold"].unique())),
             "n_test_users": int(recs["n_test_users"].sum()), "n_dropped_test": int(recs["n_dropped_test"].sum()),
