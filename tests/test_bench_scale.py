@@ -2,7 +2,8 @@
 
 No timing is asserted (the project forbids thresholds on a shared machine); the test
 checks that each (task, users, items) point of the quick grid produced a row with a
-positive time, throughput and peak memory, and that the table and the plot exist.
+positive time, throughput and peak memory, and that the table and the plot exist; then
+that ``--resume`` keeps the measured rows and measures again only a failed one.
 """
 
 from __future__ import annotations
@@ -39,3 +40,21 @@ def test_quick_grid_writes_positive_measurements(tmp_path):
     assert "Largest evaluation measured" in md
     png = (tmp_path / "scale.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+    # --resume keeps measured rows and measures only the missing or failed ones.
+    for r in table:
+        if r["task"] == "map2t_epoch" and int(r["users"]) == max(bench.QUICK["users"]):
+            r.update(seconds="", per_s="", peak_rss_mb="", setup_rss_mb="", setup_peak_mb="", detail='{"failed": -15}')
+    with (tmp_path / "scale.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=bench.COLUMNS)
+        w.writeheader()
+        w.writerows(table)
+    bench.main(["--quick", "--resume", "--out", str(tmp_path)])
+    with (tmp_path / "scale.csv").open() as f:
+        again = list(csv.DictReader(f))
+    assert len(again) == len(table)
+    for old, new in zip(table, again):
+        if old["seconds"]:
+            assert new == old
+        else:
+            assert float(new["seconds"]) > 0 and "failed" not in new["detail"], new
