@@ -124,16 +124,10 @@ def code_hash(root: Path | None = None) -> str:
     return h.hexdigest()[:12]
 
 
-@functools.lru_cache(maxsize=1)
-def _process_code_hash() -> str:
-    """code_hash() of the installed tree, once per process: a run stage writes hundreds of records."""
-    return code_hash()
-
-
 def provenance() -> dict:
     """The code-side provenance keys of a record: git_rev, git_dirty, code_hash, versions, peak_mem_mb."""
     rev, dirty = git_state()
-    return {"git_rev": rev, "git_dirty": dirty, "code_hash": _process_code_hash(), "versions": package_versions(),
+    return {"git_rev": rev, "git_dirty": dirty, "code_hash": code_hash(), "versions": package_versions(),
             "peak_mem_mb": peak_memory_mb()}
 
 
