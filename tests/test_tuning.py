@@ -56,3 +56,29 @@ def test_sweep_gives_every_model_the_same_budget_and_picks_the_best(folds):
     assert out[("popularity", 0, 0)]["n_trials"] == 0
     # tune_from specs are not swept here; the runner resolves them from their target
     assert out[("map2t-music-book", 0, 0)]["n_trials"] == 0
+
+
+def test_trial_zero_is_every_models_card_default_inside_its_space():
+    """Every tuned spec: the card default is a legal point of its space and the first trial."""
+    from benchmark.config import paths
+    from benchmark.experiment.tuning import default_config
+
+    keys = sorted(p.stem for p in paths.MODEL_CARDS.glob("*.yaml"))
+    tuned = [load_spec(k) for k in keys]
+    tuned = [s for s in tuned if s.search_space and not s.tune_from]
+    assert len(tuned) >= 15
+    for spec in tuned:
+        first = draw_configs(spec, 3, seed=1, fold=2)[0]
+        assert first == default_config(spec)
+        assert set(first) == set(spec.search_space)
+
+
+def test_a_default_outside_the_space_is_a_spec_error():
+    import dataclasses
+
+    from benchmark.experiment.tuning import default_config
+
+    spec = load_spec("itemknn")
+    bad = dataclasses.replace(spec, config={**spec.config, "k": 7})
+    with pytest.raises(ValueError, match="outside its search_space"):
+        default_config(bad)

@@ -225,6 +225,8 @@ def _write_record(spec: ModelSpec, pair: tuple, tuning: dict, seed: int, fold: i
         "wall_time_s": round(res["fit_s"] + res["score_s"], 3), "fit_info": jsonable(res["fit_info"]),
         "collapse": res["collapse"],
     }
+    if meta.get("notes", {}).get("modalities"):  # what each source role really is (multi-source real scenarios)
+        record["modalities"] = meta["notes"]["modalities"]
     if "null_twin" in meta:  # a twin run: which permutation, and which real build it is the twin of
         record["null_twin"] = {k: meta["null_twin"][k] for k in ("of", "real_scenario_hash", "seed", "users_moved")}
     record.update(provenance())

@@ -7,8 +7,11 @@ seeded bootstraps, so an unchanged set of runs gives byte-identical files.
 
 Which tables and figures exist depends only on the scenario list (``params.yaml``
 ``scenarios`` plus any scenario found under the runs folder) and each scenario's kind
-(``builder: linked`` = semi-synthetic three-domain, otherwise real music -> book), not
-on which runs finished: missing runs are reported inside the files.
+(``builder: linked`` = semi-synthetic three-domain; ``multi`` = real people with music, a
+second source modality and books; otherwise real music -> book), not on which runs
+finished: missing runs are reported inside the files. The paper's cohort and fusion
+tables (2-5, Figs. 3-4) and the per-cohort table exist for every scenario with two source
+modalities, linked or multi; the null twin and its transfer gain for every real one.
 
 Real scenarios also get their transfer gain over the null twin
 (:mod:`benchmark.report.transfer`), read from the twin run records (``results/twins``):
@@ -27,12 +30,14 @@ from benchmark.report.leaderboard import write_leaderboard
 from benchmark.report.runs import ScenarioRuns, Settings
 from benchmark.report.recipes import TABLE2, TABLE3
 from benchmark.report.readme import render
-from benchmark.report.tables import T7_METRICS, table1, table4, table5, table6, table7, table7_head_tail, table7_history, table_cohort
+from benchmark.report.tables import (T7_METRICS, table1, table4, table5, table6, table7, table7_head_tail, table7_history,
+                                     table_cohort, table_cohorts)
 from benchmark.report.transfer import scenario_gains
 
 __all__ = ["build_report", "scenario_plan", "figure_paths"]
 
 OUTPUT_SUFFIXES = (".md", ".csv", ".json", ".png")
+TWO_SOURCES = ("linked", "multi")  # scenario kinds with a second source modality (the "podcast" role)
 
 
 def scenario_plan(params: Params | None, runs_root: Path | list[Path]) -> tuple[list[str], dict[str, str], dict[str, float | None]]:
@@ -45,7 +50,7 @@ def scenario_plan(params: Params | None, runs_root: Path | list[Path]) -> tuple[
     kinds, rho = {}, {}
     for s in names:
         sp = spec.get(s)
-        kinds[s] = "" if sp is None else ("linked" if sp.builder == "linked" else "real")  # goodreads-audio: real people
+        kinds[s] = "" if sp is None else (sp.builder if sp.builder in ("linked", "multi") else "real")  # goodreads-audio: real people
         rho[s] = float(sp.rho) if sp is not None and sp.builder == "linked" else None
     return names, kinds, rho
 
@@ -57,9 +62,9 @@ def figure_paths(params: Params | None, out_root: Path = paths.RESULTS, runs_roo
     out = []
     for s in names:
         out += [fig / f"leaderboard_{s}.png", fig / f"table1_relative_improvement_{s}.png"]
-        if kinds[s] == "linked":
+        if kinds[s] in TWO_SOURCES:
             out += [fig / f"fig3_mp_cohort_{s}.png", fig / f"fig4_dual_signal_{s}.png"]
-        else:
+        if kinds[s] != "linked":
             out.append(fig / f"transfer_{s}.png")
     return out + [fig / "table7_real_replication.png"]
 
@@ -109,22 +114,24 @@ def build_report(runs_root: Path = paths.RUNS, out_root: Path = paths.RESULTS, p
             figures.append((transfer_figure(boards[s], fg_dir / f"transfer_{s}.png", s),
                             f"{s}: NDCG@10 against transfer gain over the null twin, one point per model "
                             "(hollow: no measurable transfer)."))
-        t1 = table1(sr, semi[s])
+        two = declared[s] in TWO_SOURCES or (not declared[s] and semi[s])
+        t1 = table1(sr, two, semi[s])
         tables.append(t1)
         figures.append((relative_figure(t1.frame, fg_dir / f"{t1.stem}.png", t1.title, "Model", semi[s], "K"),
                         f"Table 1 as bars: relative improvement over Popularity at K=3 and 5 ({s})."))
-        if kinds[s] == "linked":
-            t2 = table_cohort(sr, 2, TABLE2[0], TABLE2[1], True)
-            t3 = table_cohort(sr, 3, TABLE3[0], TABLE3[1], True)
-            tables += [t2, t3, table4(sr, True), table5(sr, True)]
-            figures.append((relative_figure(t2.frame, fg_dir / f"fig3_mp_cohort_{s}.png", t2.title, "Comparison", True),
+        if two:
+            t2 = table_cohort(sr, 2, TABLE2[0], TABLE2[1], semi[s])
+            t3 = table_cohort(sr, 3, TABLE3[0], TABLE3[1], semi[s])
+            tables += [t2, t3, table4(sr, semi[s]), table5(sr, semi[s]), table_cohorts(sr, semi[s])]
+            tag = f"{s}, SEMI-SYNTHETIC" if semi[s] else s
+            figures.append((relative_figure(t2.frame, fg_dir / f"fig3_mp_cohort_{s}.png", t2.title, "Comparison", semi[s]),
                             f"Paper Fig. 3 analogue: MAP-2T(full) vs Popularity and ColloPop-Artist on m&p users, "
-                            f"K=3 ({s}, SEMI-SYNTHETIC)."))
-            figures.append((relative_figure(t3.frame, fg_dir / f"fig4_dual_signal_{s}.png", t3.title, "Comparison", True),
+                            f"K=3 ({tag})."))
+            figures.append((relative_figure(t3.frame, fg_dir / f"fig4_dual_signal_{s}.png", t3.title, "Comparison", semi[s]),
                             f"Paper Fig. 4 analogue: MAP-2T(music_podcast) vs Popularity and ColloPop-Podcast, "
-                            f"K=3 ({s}, SEMI-SYNTHETIC)."))
+                            f"K=3 ({tag})."))
     tables.append(table6(runs, boards, semi))
-    real = {s: sr for s, sr in runs.items() if kinds[s] == "real"}
+    real = {s: sr for s, sr in runs.items() if kinds[s] in ("real", "multi")}
     t7 = table7(real, gains)
     tables += [t7, table7_history(real), table7_head_tail(real)]
     figures.append((replication_figure(t7.frame, fg_dir / "table7_real_replication.png", T7_METRICS[0]),

@@ -82,6 +82,8 @@ def _run_facts(model: str, recs: pd.DataFrame) -> dict:
         "collapsed": bool(model != REFERENCE and col and flagged * 2 > len(col)),
         "fallback_users": int(sum(fallback)) if fallback else None,
         "chosen_epochs": " ".join(str(e) for e in epochs),
+        # "+Pop" rows: the blend weight on Popularity chosen on held-out training users, per run.
+        "pop_blend_w": " ".join(f"{float(f['pop_blend_w']):g}" for f in info if f.get("pop_blend_w") is not None),
     }
 
 
@@ -199,15 +201,21 @@ def leaderboard_markdown(sr: ScenarioRuns, df: pd.DataFrame, best: str | None, s
             "cold-start user does not have; this row is the closest adaptation its architecture allows (its model "
             "card, `models/<key>.yaml`, says what was changed and how a zero-history user is scored), not the "
             "paper's model as published.")
-    facts = [(d["name"], d["fallback_users"], d["chosen_epochs"]) for d in df.to_dict(orient="records")
-             if d["fallback_users"] is not None or d["chosen_epochs"]]
+    def known(v) -> bool:
+        return v is not None and not (isinstance(v, float) and np.isnan(v))
+
+    facts = [(d["name"], d["fallback_users"], d["chosen_epochs"], d.get("pop_blend_w") or "")
+             for d in df.to_dict(orient="records") if known(d["fallback_users"]) or d["chosen_epochs"]]
     if facts:
         lines.append("\n## Fall-back users and chosen epochs\n")
         lines.append("Fall-back users: valid+test users with no source item the model could read (for the RecBole "
                      "models, none kept in the merged graph), summed over runs; they get the Popularity ranking. "
-                     "Chosen epochs: what early stopping on held-out training users picked, over runs (0-based).\n")
-        for name, fb, ep in facts:
-            lines.append(f"- {name}: fall-back users {fb if fb is not None else 'n/a'}; chosen epochs {ep or 'n/a'}")
+                     "Chosen epochs: what early stopping on held-out training users picked, over runs (0-based). "
+                     "Blend w (+Pop rows): the weight on Popularity's ranking chosen on the same held-out training "
+                     "users, per run (1 = the row is Popularity's ranking).\n")
+        for name, fb, ep, w in facts:
+            fb = int(fb) if known(fb) else "n/a"
+            lines.append(f"- {name}: fall-back users {fb}; chosen epochs {ep or 'n/a'}" + (f"; blend w {w}" if w else ""))
     lines.append("\n## Tuned configurations (chosen on validation users, per fold)\n")
     for r in df.itertuples(index=False):
         d = dict(zip(df.columns, r))

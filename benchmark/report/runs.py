@@ -140,6 +140,17 @@ class ScenarioRuns:
     def name(self, model: str) -> str:
         return display_name(model, self.info(model)) if self.has(model) else display_name(model)
 
+    def second_modality(self) -> str | None:
+        """The real name of the second source modality (the schema's "podcast" role), if the scenario says.
+
+        Multi-source real scenarios put another category (Movies, Magazines) in the role the
+        paper fills with podcasts; the run records carry the scenario's names for each role.
+        """
+        if not len(self.records) or "modalities" not in self.records:
+            return None
+        names = [m.get("podcast") for m in self.records["modalities"] if isinstance(m, dict) and m.get("podcast")]
+        return str(names[0]) if names else None
+
     @property
     def semi_synthetic(self) -> bool:
         return bool(len(self.records)) and bool(self.records["semi_synthetic"].astype(bool).any())

@@ -63,7 +63,10 @@ def md_table(cols: list[str], rows: list[list[str]]) -> str:
 
 
 def caption(what: str, sr: ScenarioRuns, semi: bool) -> str:
-    return banner(semi) + f"{what} Setting: {sr.setting_text()}."
+    second = sr.second_modality()
+    role = (f" In this scenario the second source modality, called \"podcast\" in model names and cohorts, is "
+            f"{second}." if second else "")
+    return banner(semi) + f"{what}{role} Setting: {sr.setting_text()}."
 
 
 def rel_rows(sr: ScenarioRuns, specs: list[dict], subset: tuple | None = None) -> pd.DataFrame:
@@ -108,7 +111,10 @@ def _k_metrics(k: int) -> list[str]:
     return [f"{m}@{k}" for m in SHORT]
 
 
-def table1(sr: ScenarioRuns, linked: bool) -> Table:
+def table1(sr: ScenarioRuns, two_sources: bool, semi: bool | None = None) -> Table:
+    """Table 1; ``two_sources``: the scenario has a second source modality (linked or multi)."""
+    linked = two_sources
+    semi = linked if semi is None else semi
     models = TABLE1["linked" if linked else "real"]
     ks = [k for k in (3, 5) if k in sr.settings.ks]
     specs = [{"labels": {"Model": display_name(m), "K": k}, "model": m, "ref": REFERENCE, "metrics": _k_metrics(k)}
@@ -121,7 +127,35 @@ def table1(sr: ScenarioRuns, linked: bool) -> Table:
                "this scenario has one source modality (music), so the table compares ColloPop-Artist and MAP-2T(music)."))
     what += " Point: per-run relative improvement averaged over runs; brackets: 95% paired bootstrap interval over users."
     return Table(f"table1_relative_improvement_{sr.scenario}", f"Table 1: relative improvement over Popularity ({sr.scenario})",
-                 caption(what, sr, linked), f, body, list(f.loc[f.status != "ok", "status"]))
+                 caption(what, sr, semi), f, body, list(f.loc[f.status != "ok", "status"]))
+
+
+COHORTS = ("m&p", "m-only", "p-only")
+
+
+def table_cohorts(sr: ScenarioRuns, semi: bool) -> Table:
+    """Every model by cohort: NDCG@10 and P@3 relative to Popularity on each cohort's test users.
+
+    The paper reports its cohort results for a few models; a reader of a benchmark wants
+    to know for every model whether the second modality helps the users who have it, so
+    each (model, cohort) pair is one row, Popularity on the same users the reference.
+    """
+    specs = [{"labels": {"Model": sr.name(m)}, "model": m, "ref": REFERENCE, "metrics": [HEADLINE, "P@3"]}
+             for m in ordered(sr.models) if m != REFERENCE]
+    frames, parts = [], []
+    for c in COHORTS:
+        f = rel_rows(sr, specs, ("cohort", c))
+        f.insert(0, "cohort", c)
+        frames.append(f)
+        n = int(len(sr.rows(REFERENCE, ("cohort", c)))) if sr.has(REFERENCE) else 0
+        body = rel_markdown(f, ["Model"], [HEADLINE, "P@3"]) if len(f) else "no model besides Popularity has runs"
+        parts.append(f"**{c}** ({n} test-user rows)\n\n" + body)
+    f = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    what = ("Every model on each cohort's test users (m&p: music and second-modality history; m-only; p-only: "
+            "second modality only): relative improvement (%) over Popularity on the same users, NDCG@10 and P@3, "
+            "95% paired bootstrap intervals over users.")
+    return Table(f"table_cohorts_{sr.scenario}", f"Per-cohort results, every model ({sr.scenario})",
+                 caption(what, sr, semi), f, "\n\n".join(parts), list(f.loc[f.status != "ok", "status"]) if len(f) else [])
 
 
 def table_cohort(sr: ScenarioRuns, n: int, model: str, refs: list[str], semi: bool) -> Table:

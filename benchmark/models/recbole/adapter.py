@@ -29,9 +29,9 @@ Users with no edge in the graph (no kept source item) are not in RecBole's
 vocabulary; they get the popularity ranking, and their count is in
 ``self.fit_info["fallback_users"]``.
 
-Popularity blend (``pop_blend``; no leaderboard row uses it yet: with this rank scale it
-picked w = 1, i.e. Popularity itself, for ItemKNN and BPR on douban-m2b fold 0, and w = 0.9
-for EASE, which scored below plain EASE on validation). None of these five models has a
+Popularity blend (``pop_blend``: the "+Pop" rows, ``models/<key>-pop.yaml``, each inheriting
+its base row's tuned configuration; on douban-m2b fold 0 under the older, narrower search
+spaces it picked w = 1, i.e. Popularity itself, for ItemKNN and BPR). None of these five models has a
 popularity term, and on domain-level cold start the popularity head is strong. The blend
 ``(1 - w) * rank(model) + w * rank(popularity)`` on per-user rank-normalised scores
 (a weighted Borda count) is scale-free: EASE weights, BPR dot products and Mult-VAE logits
