@@ -31,10 +31,12 @@ from benchmark.scenarios.protocol import load_fold, load_scenario  # noqa: E402
 from benchmark.scenarios.schema import read_meta, scenario_hash  # noqa: E402
 
 
-def make_predictions(scenario_dir: Path, seeds: list[int], min_support: int = 1, n_items: int = 20, model=None) -> pd.DataFrame:
-    """Ranked lists of a registered model on every fold (Popularity by default): a submission's predictions."""
+def make_predictions(scenario_dir: Path, seeds: list[int], min_support: int = 1, n_items: int = 20, model=None,
+                     folds: int | None = None) -> pd.DataFrame:
+    """Ranked lists of a registered model on every fold, or the first ``folds`` (Popularity by default)."""
     tables = load_scenario(Path(scenario_dir))
     k = int(tables["folds"]["fold"].nunique())
+    k = min(k, folds or k)  # the folds the setting evaluates (params evaluation.folds)
     parts = []
     for seed in seeds:
         for fold in range(k):
@@ -67,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     seeds = list(params.protocol.seeds)
     kmax = max(params.evaluation.ks)
-    preds = make_predictions(sdir, seeds, params.scenario(args.scenario).min_support, n_items=kmax)
+    preds = make_predictions(sdir, seeds, params.scenario(args.scenario).min_support, n_items=kmax,
+                             folds=params.evaluation.folds)
     k = int(preds["fold"].nunique())
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {

@@ -134,7 +134,8 @@ def make_params(scenarios: dict[str, dict] | None = None, ks: Sequence[int] = (3
     source and threshold, ``{"builder": "linked"}`` placeholder linking values.
     """
     placeholder = {"real": {"source": "fixture", "positive_threshold": 1},
-                   "linked": {"rho": 0.0, "podcast_share": 0.5, "positive_threshold": 1, "seed": 0}}
+                   "linked": {"rho": 0.0, "podcast_share": 0.5, "positive_threshold": 1, "seed": 0},
+                   "multi": {"source": "fixture", "second_domain": "cat3", "positive_threshold": 1}}
     scen = {n: {"builder": r.get("builder", "real"), **placeholder[r.get("builder", "real")], **r}
             for n, r in (scenarios or {"fixture": {}}).items()}
     raw = {"sources": ["fixture"], "protocol": {"k": k, "seeds": list(seeds), "valid_share": 0.1},

@@ -65,8 +65,13 @@ def test_full_setting_is_the_overlay(tmp_path):
     ci = load_params()
     full = load_params(_write(tmp_path, BASE.replace("setting: ci", "setting: full", 1)))
     assert (full.protocol.k, full.protocol.seeds, full.tuning.n_trials, full.tuning.tune_folds) == (5, [0, 1, 2], 8, None)
-    # everything the overlay does not name is the base file's
-    assert full.scenarios == ci.scenarios and full.evaluation == ci.evaluation and full.protocol.valid_share == ci.protocol.valid_share
+    # everything the overlay does not name is the base file's; for scenarios it names only the
+    # CI user samples of the multi-source ones (deep merge: their other keys are the base file's)
+    sampled = {n for n, s in ci.scenarios.items() if getattr(s, "user_sample", None) is not None}
+    assert sampled == {"epinions-mv2b", "epinions-mm2b"}  # ciao-me2b is small enough to run whole
+    assert all(full.scenarios[n].user_sample is None for n in sampled)
+    unsample = {n: s.model_copy(update={"user_sample": None}) if n in sampled else s for n, s in ci.scenarios.items()}
+    assert full.scenarios == unsample and ci.evaluation.folds == 1 and full.evaluation == ci.evaluation.model_copy(update={"folds": None}) and full.protocol.valid_share == ci.protocol.valid_share
 
 
 def test_overlay_typo_is_an_error(tmp_path):

@@ -147,3 +147,24 @@ def test_same_seed_same_bytes(tmp_path):
         pretrain_scenario(tmp_path / "sc", tmp_path / out, dim=8, seed=3, prepared_root=prepared)
     for f in ("music.parquet", "podcast.parquet"):
         assert (tmp_path / "o1" / f).read_bytes() == (tmp_path / "o2" / f).read_bytes()
+
+
+def test_podcast_role_of_another_modality_gets_the_plain_svd(tmp_path):
+    """A scenario whose podcast role holds Epinions Movies (meta notes.podcast_pretrain = svd,
+    benchmark/scenarios/multi.py) is embedded like music: no Apple graph, none needed."""
+    podcast_scenario(tmp_path / "sc", tmp_path / "prepared", COSUBS)
+    meta = json.loads((tmp_path / "sc" / "meta.json").read_text())
+    (tmp_path / "sc" / "meta.json").write_text(json.dumps({**meta, "notes": {"podcast_pretrain": "svd", "second_modality": "Movies"}}))
+    info = pretrain_scenario(tmp_path / "sc", tmp_path / "out", dim=4, prepared_root=tmp_path / "no-cosubs-here")
+    pod = info["domains"]["podcast"]
+    assert pod["pretrain"] == "svd" and info["domains"]["music"]["pretrain"] == "svd"
+    assert "subscribe" not in pod["method"].replace("no Apple co-subscription graph", "") and "Movies" in pod["method"]
+    assert pod["n_users"] == 4 and pod["n_interactions"] == 5 and "n_cosub_pairs" not in pod
+    ids, _ = read_vectors(tmp_path / "out" / "podcast.parquet")
+    assert list(ids) == [f"podcast:{p}" for p in range(1, 7)]
+    # without the note the podcast role is an Apple podcast: the co-subscription graph, as before
+    (tmp_path / "sc" / "meta.json").write_text(json.dumps(meta))
+    assert pretrain_scenario(tmp_path / "sc", tmp_path / "o3", dim=4, prepared_root=tmp_path / "prepared")["domains"]["podcast"]["pretrain"] == "cosubs-graph+reviews"
+    (tmp_path / "sc" / "meta.json").write_text(json.dumps({**meta, "notes": {"podcast_pretrain": "graph"}}))
+    with pytest.raises(ValueError, match="podcast_pretrain"):
+        pretrain_scenario(tmp_path / "sc", tmp_path / "o4", dim=4, prepared_root=tmp_path / "prepared")

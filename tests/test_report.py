@@ -272,3 +272,29 @@ def test_adapted_rows_are_marked(tmp_path):
     assert df.set_index("model")["adapted"].to_dict() == {m: m == some for m in df["model"]}
     md = (tmp_path / "out" / "leaderboard" / "fake-real.md").read_text()
     assert md.count("(adapted)") >= 2  # the row and the note under the table
+
+
+def test_multi_source_real_scenario_gets_the_cohort_tables_and_a_twin(tmp_path):
+    """builder: multi (real people, two source modalities): tables 2-5, the per-cohort table of
+    every model, Figs. 3-4 and the transfer figure, the m&p claims in the findings, no banner."""
+    runs, twins, out = tmp_path / "runs", tmp_path / "twins", tmp_path / "out"
+    write_fake_runs(runs, "fake-multi", LINKED, semi=True)  # semi=True only deals cohorts m&p / m-only here
+    for d in runs.rglob("record.json"):
+        rec = json.loads(d.read_text())
+        d.write_text(json.dumps({**rec, "semi_synthetic": False, "modalities": {"podcast": "Movies (category 3)"}}))
+    params = fake_params({"fake-multi": {"builder": "multi"}})
+    written = build_report(runs, out, params, twins_root=twins)
+    names = {p.name for p in written["tables"]}
+    for stem in ("table2_mp_cohort", "table3_dual_signal_training", "table4_modality_ablation",
+                 "table5_fusion_ablation", "table_cohorts"):
+        assert f"{stem}_fake-multi.md" in names
+    figs = {p.name for p in figure_paths(params, out, runs)}
+    assert {"fig3_mp_cohort_fake-multi.png", "fig4_dual_signal_fake-multi.png", "transfer_fake-multi.png"} <= figs
+    cohorts = (out / "tables" / "table_cohorts_fake-multi.md").read_text()
+    assert "**m&p**" in cohorts and "MAP-2T(full)" in cohorts and "SEMI-SYNTHETIC" not in cohorts
+    assert "the second source modality" in cohorts and "Movies (category 3)" in cohorts
+    csv = pd.read_csv(out / "tables" / "table_cohorts_fake-multi.csv")
+    mp = csv[(csv["cohort"] == "m&p") & (csv["model"] == "map2t-full") & (csv["metric"] == "NDCG@10")]
+    assert len(mp) == 1 and mp["rel_pct"].iloc[0] > 0  # skill 0.8 against Popularity
+    readme = (out / "README.md").read_text()
+    assert "m&p cohort: MAP-2T(full) above Popularity" in readme and "dual-signal training" in readme

@@ -147,10 +147,11 @@ def test_twins_folds_is_typed_and_the_settings_differ(tmp_path):
     (tmp_path / "params-full.yaml").write_text(overlay)
     (tmp_path / "params.yaml").write_text(base.replace("setting: ci", "setting: full", 1))
     assert load_params(tmp_path / "params.yaml").twins.folds is None
-    assert "  folds: 1 " in base
-    (tmp_path / "params.yaml").write_text(base.replace("  folds: 1 ", "  folds: one ", 1))
+    head, sep, tail = base.partition("\ntwins:")  # evaluation has a `folds` key too: edit the twins section's
+    assert sep and "  folds: 1 " in tail
+    (tmp_path / "params.yaml").write_text(head + sep + tail.replace("  folds: 1 ", "  folds: one ", 1))
     with pytest.raises(ParamsError, match=r"^params\.yaml: twins\.folds: "):
         load_params(tmp_path / "params.yaml")
-    (tmp_path / "params.yaml").write_text(base.replace("  folds: 1 ", "  fold: 1 ", 1))
+    (tmp_path / "params.yaml").write_text(head + sep + tail.replace("  folds: 1 ", "  fold: 1 ", 1))
     with pytest.raises(ParamsError, match=r"twins\.fold: unknown key"):
         load_params(tmp_path / "params.yaml")

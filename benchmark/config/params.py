@@ -72,6 +72,10 @@ class ProtocolParams(_Strict):
 
 class EvaluationParams(_Strict):
     ks: list[Annotated[int, Field(ge=1)]] = Field(default=[3, 5, 10, 20], min_length=1)
+    # Folds per seed that are fit and evaluated (the first ones; None: all k). The CI setting
+    # evaluates fold 0 only (its test users are half the evaluable users at k = 2), so CI can
+    # afford every scenario and model; the full setting evaluates every fold.
+    folds: int | None = Field(default=None, ge=1)
 
 
 class ReportParams(_Strict):
@@ -116,7 +120,29 @@ class LinkedScenario(_ScenarioBase):
     min_podcast_reviews: int = Field(default=1, ge=1)
 
 
-ScenarioParams = Annotated[Union[RealScenario, LinkedScenario, GoodreadsAudioScenario], Field(discriminator="builder")]
+class MultiScenario(_ScenarioBase):
+    """Real users with music, a second source category and books (:mod:`benchmark.scenarios.multi`).
+
+    ``second_domain``: the prepared domain of the second modality (``cat3`` = Epinions
+    Movies); it takes the schema's second source role. ``user_sample``: keep a seeded
+    sample of that many users (all their rows), so CI can afford the scenario; null = all.
+    """
+
+    builder: Literal["multi"]
+    source: str
+    second_domain: str = Field(min_length=1)
+    time_cut: bool = False
+    user_sample: int | None = Field(default=None, ge=1)
+
+    @field_validator("second_domain")
+    @classmethod
+    def _a_second_source(cls, v: str) -> str:
+        if v in ("music", "book"):
+            raise ValueError("must be a domain other than music and book (e.g. cat3)")
+        return v
+
+
+ScenarioParams = Annotated[Union[RealScenario, LinkedScenario, GoodreadsAudioScenario, MultiScenario], Field(discriminator="builder")]
 
 
 class TuningParams(_Strict):
@@ -166,7 +192,7 @@ class Params(_Strict):
             raise ValueError(f"tuning.metric {self.tuning.metric} needs K={k} in evaluation.ks {self.evaluation.ks}")
         return self
 
-    def scenario(self, name: str) -> RealScenario | LinkedScenario | GoodreadsAudioScenario:
+    def scenario(self, name: str) -> RealScenario | LinkedScenario | GoodreadsAudioScenario | MultiScenario:
         if name not in self.scenarios:
             raise ParamsError(f"unknown scenario {name!r}; params list {sorted(self.scenarios)}")
         return self.scenarios[name]
@@ -207,7 +233,7 @@ def _read_yaml(path: Path) -> dict:
 def _one_line(path: Path, err: ValidationError) -> str:
     errs = sorted(err.errors(), key=lambda x: x["type"] != "extra_forbidden")  # a typo explains the rest
     e = errs[0]
-    loc = ".".join(str(x) for x in e["loc"] if not (isinstance(x, str) and x in ("real", "linked", "goodreads-audio"))) or "(top level)"
+    loc = ".".join(str(x) for x in e["loc"] if not (isinstance(x, str) and x in ("real", "linked", "goodreads-audio", "multi"))) or "(top level)"
     msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
     if e["type"] != "extra_forbidden" and "input" in e and not isinstance(e["input"], dict):
         msg += f" (got {e['input']!r})"

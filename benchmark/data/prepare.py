@@ -6,8 +6,9 @@
 * ``interactions.parquet``: user, item (the source's own id), domain, value, timestamp;
 * ``items.parquet``: item, domain, title, creator, description, tags (+ extras);
 * any extra tables of the loader (``artist_tags``, ``cosubs``, ``users``, ...);
-* ``report.json``: per file rows read / kept / dropped by reason, and per domain the
-  numbers of rows, users and items, plus users present in both music and book.
+* ``report.json``: per file rows read / kept / dropped by reason, and per domain (the
+  benchmark domains, then any category domain ``cat<N>`` by N) the numbers of rows,
+  users and items, plus users present in both music and book.
 
 Bad input never replaces good output: before anything is parsed, every raw file of
 the source (and of the sources its loader also reads) is checked against the sha256 of
@@ -30,7 +31,7 @@ from benchmark.config import paths
 from benchmark.config.atomic import atomic_dir
 from benchmark.data.fetch import FetchError, verify_source
 from benchmark.data.loaders import DEFAULT_MIN_KEPT_SHARE, RAW_DEPENDENCIES, LoadResult, check_source, load_source
-from benchmark.data.loaders.common import DOMAINS, PREPARED_INTERACTION_COLUMNS, PREPARED_ITEM_COLUMNS, LoaderError
+from benchmark.data.loaders.common import DOMAINS, PREPARED_INTERACTION_COLUMNS, PREPARED_ITEM_COLUMNS, LoaderError, is_prepared_domain
 
 
 def verify_inputs(source: str, raw_root: Path, sources_tsv: Path) -> None:
@@ -66,7 +67,9 @@ def summarise(res: LoadResult, source: str) -> dict:
     """The report: per-file accounting and per-domain sizes."""
     inter = res.interactions
     per_domain = {}
-    for dom in DOMAINS:
+    present = set(inter["domain"].unique()) | set(res.items["domain"].unique())
+    categories = sorted((d for d in present if d not in DOMAINS and is_prepared_domain(d)), key=lambda d: int(d[3:]))
+    for dom in [*DOMAINS, *categories]:
         part = inter[inter["domain"] == dom]
         n_items = int((res.items["domain"] == dom).sum())
         if len(part) or n_items:

@@ -33,11 +33,11 @@ from tqdm.auto import tqdm
 from benchmark.config import paths
 from benchmark.config.jsonio import jsonable
 from benchmark.config.params import Params
-from benchmark.config.specs import ModelSpec, discover
+from benchmark.config.specs import ModelSpec, discover, load_specs
 from benchmark.evaluation.collapse import collapse_stats
 from benchmark.evaluation.evaluate import evaluate_model
 from benchmark.evaluation.records import config_hash, provenance, topk_frame, write_run
-from benchmark.experiment import registry
+from benchmark.experiment import registry, reuse
 from benchmark.experiment.tuning import Budget, ensure_ray, tune_models
 from benchmark.features.vectors import attach_features
 from benchmark.scenarios.protocol import TrainView, build_fold, load_scenario, restrict_training
@@ -105,41 +105,102 @@ def run_scenario(
     specs = [s for s in registry.checked_specs(keys) if s.applicable(meta["source_domains"])]
     proto = params.protocol
     folds = {}
-    for seed, fold in [(s, f) for s in proto.seeds for f in range(proto.k)]:
+    n_eval = min(proto.k, params.evaluation.folds or proto.k)  # CI: the first fold(s) only
+    for seed, fold in [(s, f) for s in proto.seeds for f in range(n_eval)]:
         view, truth = build_fold(
             tables["interactions"], tables["users"], tables["folds"], tables["items"], meta, seed, fold, ctx.min_support,
         )
         folds[(seed, fold)] = (attach_features(view, Path(pretrain_root) / scenario, Path(embed_root) / scenario), truth)
     twin_ctx, twin_folds = _twin_folds(scenario, folder, params, ctx, sorted(folds), pretrain_root, embed_root, twins_root)
+    # Incremental: a model whose every record (real and twin) still has the key it would get
+    # now is kept as it is (benchmark/experiment/reuse.py); the others are tuned and run.
+    slots = [("real", s, f) for s, f in sorted(folds)] + [("twin", s, f) for s, f in sorted(twin_folds)]
+    keys_now = _run_keys(specs, slots, scenario, params, ctx, twin_ctx, Path(pretrain_root), Path(embed_root))
+    kept = _valid_records(specs, slots, keys_now, scenario, Path(runs_root), Path(twins_root))
+    todo = [s for s in specs if s.key not in kept]
+    if kept:
+        log.info("%s: %d of %d models unchanged since their records were written; reusing them: %s",
+                 scenario, len(kept), len(specs), ", ".join(sorted(kept)))
     ensure_ray(address)
     refs = {key: ray.put(pair) for key, pair in folds.items()}  # once, shared by tuning and the final fits
-    tuned = tune_models(specs, folds, ctx.budget, address, desc=f"{scenario} tuning", refs=refs)
+    tuned = tune_models(todo, folds, ctx.budget, address, desc=f"{scenario} tuning", refs=refs)
+    for k, recs in kept.items():  # a re-run tune_from spec inherits a kept base's tuning
+        for (kind, seed, fold), r in recs.items():
+            if kind == "real":
+                tuned.setdefault((k, seed, fold), {x: v for x, v in r["tuning"].items() if x != "inherited_from"})
     refs.update({("twin", *key): ray.put(pair) for key, pair in twin_folds.items()})
     remote = ray.remote(num_cpus=1)(fit_and_evaluate)
     pending = {}
     # Real runs first, then the twins, each twin run with its real run's tuned configuration.
     for kind, these, run_ctx in (("real", folds, ctx), ("twin", twin_folds, twin_ctx)):
         for (seed, fold) in sorted(these):
-            for spec in specs:
+            for spec in todo:
                 tuning = tuned[(spec.tune_from or spec.key, seed, fold)]
                 if spec.tune_from:
                     tuning = dict(tuning, inherited_from=spec.tune_from)
                 key = (seed, fold) if kind == "real" else ("twin", seed, fold)
                 ref = remote.remote(spec, refs[key], tuning["chosen_config"], seed, ctx.ks)
-                pending[ref] = (spec, these[(seed, fold)], seed, fold, tuning, run_ctx)
+                pending[ref] = (spec, these[(seed, fold)], seed, fold, tuning, run_ctx, keys_now[(spec.key, kind, seed, fold)])
     for root in (Path(runs_root), Path(twins_root)):
         out_root = root / scenario
         if out_root.exists() and not only:
-            shutil.rmtree(out_root)  # a stage output is rebuilt whole, never appended to
+            _prune(out_root, kept)  # the stage output holds exactly this plan's records, kept or new
     (Path(twins_root) / scenario).mkdir(parents=True, exist_ok=True)  # the stage's out, even when empty
-    records = []
+    records = [r for recs in kept.values() for r in recs.values()]
     with tqdm(total=len(pending), desc=f"{scenario} fit+evaluate", unit="run") as bar:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
-            spec, pair, seed, fold, tuning, run_ctx = pending.pop(done[0])
-            records.append(_write_record(spec, pair, tuning, seed, fold, ray.get(done[0]), run_ctx))
+            spec, pair, seed, fold, tuning, run_ctx, rk = pending.pop(done[0])
+            records.append(_write_record(spec, pair, tuning, seed, fold, ray.get(done[0]), run_ctx, rk))
             bar.update(1)
     return records
+
+
+def _run_keys(specs: list[ModelSpec], slots: list[tuple], scenario: str, params: Params, ctx: _Context,
+              twin_ctx: _Context | None, pretrain_root: Path, embed_root: Path) -> dict[tuple, str]:
+    """``{(model, kind, seed, fold): run_key}`` for every run of this plan."""
+    everyone = load_specs(discover())  # which files are model modules is decided over every spec
+    by_key = {s.key: s for s in everyone} | {s.key: s for s in specs}
+    rp = reuse.run_params(params, scenario)
+    feats = reuse.folder_hash(pretrain_root / scenario, embed_root / scenario)
+    out = {}
+    for spec in specs:
+        code = reuse.model_code_hash(spec, everyone)
+        for kind, seed, fold in slots:
+            sh = ctx.scenario_hash if kind == "real" else twin_ctx.scenario_hash
+            out[(spec.key, kind, seed, fold)] = reuse.run_key(spec, by_key, code, sh, feats, rp, kind, seed, fold)
+    return out
+
+
+def _valid_records(specs: list[ModelSpec], slots: list[tuple], keys_now: dict, scenario: str, runs_root: Path,
+                   twins_root: Path) -> dict[str, dict]:
+    """Models whose every record exists with the current key: ``{model: {(kind, seed, fold): record}}``."""
+    kept = {}
+    for spec in specs:
+        recs = {}
+        for kind, seed, fold in slots:
+            root = runs_root if kind == "real" else twins_root
+            r = reuse.read_record(paths.run_dir(scenario, spec.key, seed, fold, root=root))
+            if r is None or r.get("run_key") != keys_now[(spec.key, kind, seed, fold)]:
+                recs = None
+                break
+            recs[(kind, seed, fold)] = r
+        if recs:
+            kept[spec.key] = recs
+    return kept
+
+
+def _prune(out_root: Path, kept: dict[str, dict]) -> None:
+    """Delete every model folder and run folder of ``out_root`` that is not a kept record."""
+    twin = out_root.parent.name == paths.TWINS.name
+    for d in sorted(out_root.iterdir()):
+        if d.name not in kept:
+            shutil.rmtree(d) if d.is_dir() else d.unlink()
+            continue
+        want = {f"s{seed}_f{fold}" for kind, seed, fold in kept[d.name] if (kind == "twin") == twin}
+        for run in sorted(d.iterdir()):
+            if run.name not in want:
+                shutil.rmtree(run) if run.is_dir() else run.unlink()
 
 
 def _twin_folds(scenario: str, folder: Path, params: Params, ctx: _Context, keys: list[tuple[int, int]],
@@ -202,7 +263,8 @@ def fit_and_evaluate(spec: ModelSpec, pair: tuple, overrides: dict, seed: int, k
     }
 
 
-def _write_record(spec: ModelSpec, pair: tuple, tuning: dict, seed: int, fold: int, res: dict, ctx: _Context) -> dict:
+def _write_record(spec: ModelSpec, pair: tuple, tuning: dict, seed: int, fold: int, res: dict, ctx: _Context,
+                  key: str | None = None) -> dict:
     view, truth = pair
     rows = view.test_users
     per_user = res["per_user"]
@@ -225,6 +287,8 @@ def _write_record(spec: ModelSpec, pair: tuple, tuning: dict, seed: int, fold: i
         "wall_time_s": round(res["fit_s"] + res["score_s"], 3), "fit_info": jsonable(res["fit_info"]),
         "collapse": res["collapse"],
     }
+    if key is not None:  # the incremental-run key (benchmark/experiment/reuse.py)
+        record["run_key"] = key
     if meta.get("notes", {}).get("modalities"):  # what each source role really is (multi-source real scenarios)
         record["modalities"] = meta["notes"]["modalities"]
     if "null_twin" in meta:  # a twin run: which permutation, and which real build it is the twin of

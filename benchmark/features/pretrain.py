@@ -17,6 +17,13 @@ Methods (written verbatim into ``info.json`` for the scenario card):
   neighbours (symmetric adjacency with self-loops), and (b) the scenario's
   podcast reviewers (review presence). Podcasts without co-subscription data still
   get a vector where reviews exist; podcasts with neither get a zero row.
+  Unless the scenario's meta says ``notes.podcast_pretrain: "svd"``: the podcast role
+  then holds another second source modality (Epinions Movies,
+  :mod:`benchmark.scenarios.multi`), which the Apple graph knows nothing about, so it
+  gets the plain per-domain SVD, exactly like music.
+
+``info.json`` names each domain's method: ``pretrain`` is ``"svd"`` or
+``"cosubs-graph+reviews"`` and ``method`` says it in words.
 
 Output in ``out_dir``: ``<domain>.parquet`` per source domain (format of
 :func:`benchmark.features.vectors.write_vectors`: sorted item ids + float32 vectors) and
@@ -42,6 +49,15 @@ from benchmark.config.atomic import atomic_dir
 from benchmark.scenarios.schema import TARGET, read_meta
 
 COSUBS_RELPATH = Path("apple-podcast-subs") / "cosubs.parquet"
+PODCAST_PRETRAIN = ("cosubs", "svd")  # meta notes.podcast_pretrain; absent = "cosubs" (Apple podcasts)
+
+
+def podcast_pretrain(meta: dict) -> str:
+    """How the scenario asks for its podcast role to be embedded (``cosubs`` unless its notes say ``svd``)."""
+    choice = (meta.get("notes") or {}).get("podcast_pretrain", "cosubs")
+    if choice not in PODCAST_PRETRAIN:
+        raise ValueError(f"scenario meta notes.podcast_pretrain is {choice!r}; expected one of {PODCAST_PRETRAIN}")
+    return choice
 
 
 def _domain_rows(inter: pd.DataFrame, domain: str, target: str) -> pd.DataFrame:
@@ -183,6 +199,7 @@ def pretrain_scenario(
         raise ValueError(f"dim must be >= 1, got {dim}")
     meta = read_meta(scenario_dir)
     target = meta.get("target_domain", TARGET)
+    podcast_how = podcast_pretrain(meta)
     inter = pd.read_parquet(scenario_dir / "interactions.parquet", columns=["user", "item", "domain", "value"])
     items = pd.read_parquet(scenario_dir / "items.parquet", columns=["item", "domain", "title"])
     with atomic_dir(out_dir) as tmp:  # replaced only when complete: a failed run keeps the old vectors
@@ -192,8 +209,9 @@ def pretrain_scenario(
             rows = _domain_rows(inter, domain, target)
             idx = _domain_items(rows, items, domain)
             svd = f"TruncatedSVD (scikit-learn, randomized, random_state={seed}), dim {dim}, L2-normalised rows"
-            if domain == "podcast":
+            if domain == "podcast" and podcast_how == "cosubs":
                 vecs, stats = _podcast_vectors(rows, items, idx, _load_cosubs(prepared_root), dim, seed)
+                kind = "cosubs-graph+reviews"
                 method = (
                     f"{svd}, of the idf-weighted stack of the Apple 'listeners also subscribe to' graph "
                     "(symmetric adjacency with self-loops, one row per podcast) and the scenario's podcast "
@@ -203,9 +221,14 @@ def pretrain_scenario(
                 m, n_users = _user_item_matrix(rows, idx, binary=False)
                 vecs = item_embeddings(m, dim, seed)
                 stats = {"n_users": int(n_users), "n_interactions": int(len(rows))}
+                kind = "svd"
                 method = f"{svd}, of the idf-weighted log(1 + value) users x items {domain} matrix of all users (value = play count or rating)"
+                if domain == "podcast":
+                    holds = (meta.get("notes") or {}).get("second_modality", "another modality")
+                    method += f"; the podcast role holds {holds} (meta notes.podcast_pretrain = 'svd'), so no Apple co-subscription graph"
             write_vectors(tmp / f"{domain}.parquet", idx.to_numpy(), vecs)
             info["domains"][domain] = {
+                "pretrain": kind,
                 "method": method,
                 "n_items": int(len(idx)),
                 "n_with_vector": int(np.any(vecs != 0, axis=1).sum()),

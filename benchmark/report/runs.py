@@ -194,7 +194,11 @@ class ScenarioRuns:
         return (
             f"{s['setting_name']} setting, code revision {revs}{' (uncommitted changes)' if s['git_dirty'] else ''}, "
             f"modelling-code hash {code}; "
-            f"k={s['k']} folds x seeds {s['seeds']} ({s['n_runs']} runs), min_support={s['min_support']}; "
+            f"k={s['k']} folds x seeds {s['seeds']} ({s['n_runs']} runs"
+            + (f"; folds evaluated per seed: {s['n_runs'] // max(1, len(s['seeds']))} of {s['k']}, so these test users are "
+               f"a {s['n_runs'] // max(1, len(s['seeds']))}/{s['k']} share of the evaluable users"
+               if s["n_runs"] < s["k"] * len(s["seeds"]) else "")
+            + f"), min_support={s['min_support']}; "
             f"{s['n_test_users']} evaluated test-user rows, {s['n_dropped_test']} test users dropped "
             f"(no positive in the fold catalog); catalog size per fold {cat}"
         )

@@ -1,12 +1,13 @@
 """The ``scenario`` stage: named recipes -> built scenario folders (DESIGN sections 3-4).
 
-A builder (``real`` or ``linked``) turns prepared canonical tables into a
-:class:`~benchmark.scenarios.export.Built`; :func:`build_scenario` then does what is
-common to every scenario, in one place so no builder can skip it: schema checks,
-k-fold dealing (:func:`benchmark.scenarios.protocol.deal_folds`), the parquet tables and
-``meta.json``, RecBole atomic files, and the dataset card. Every real scenario also gets
-its null twin in ``<name>/twin/`` (:mod:`benchmark.scenarios.twin`), written here so no
-real scenario can lack one; ``linked`` scenarios have none (their rho = 0 recipe is the
+A builder (``real``, ``multi``, ``linked`` or ``goodreads-audio``) turns prepared
+canonical tables into a :class:`~benchmark.scenarios.export.Built`; :func:`build_scenario`
+then does what is common to every scenario, in one place so no builder can skip it:
+schema checks, k-fold dealing (:func:`benchmark.scenarios.protocol.deal_folds`), the
+parquet tables and ``meta.json``, RecBole atomic files, and the dataset card
+(:mod:`benchmark.scenarios.card`). Every real scenario also gets its null twin in
+``<name>/twin/`` (:mod:`benchmark.scenarios.twin`), written here so no real scenario
+can lack one; ``linked`` scenarios have none (their rho = 0 recipe is the
 control). Outputs are a pure function of (prepared tables, spec, protocol): rebuilding
 gives byte-identical files. Both the scenario folder and the git-tracked card are
 replaced only once the new ones are complete, so a failed or interrupted build leaves
@@ -21,35 +22,35 @@ from typing import Callable
 
 from benchmark.config import paths
 from benchmark.config.atomic import atomic_dir, atomic_files
-from benchmark.config.params import LinkedScenario, ProtocolParams, RealScenario
+from benchmark.config.params import LinkedScenario, MultiScenario, ProtocolParams, RealScenario
 from benchmark.scenarios.protocol import deal_folds
 from benchmark.scenarios.schema import TARGET, read_meta, scenario_hash
 from benchmark.scenarios import twin as null_twin
 from benchmark.scenarios.export import (
     SEMI_SYNTHETIC_BANNER,
     Built,
-    card_markdown,
     domain_stats,
     fold_stats,
-    source_licences,
     validate,
     write_json,
     write_parquet,
     write_recbole,
 )
+from benchmark.scenarios.card import card_markdown, card_notes, source_licences
 from benchmark.scenarios.audiobook import build_goodreads_audio
 from benchmark.scenarios.linked import build_linked
+from benchmark.scenarios.multi import build_multi
 from benchmark.scenarios.real import build_real
 
 BUILDERS: dict[str, Callable[[str, dict, Path], Built]] = {"real": build_real, "linked": build_linked,
-                                                          "goodreads-audio": build_goodreads_audio}
+                                                          "goodreads-audio": build_goodreads_audio, "multi": build_multi}
 
 __all__ = ["BUILDERS", "Built", "build_scenario"]
 
 
 def build_scenario(
     name: str,
-    spec: RealScenario | LinkedScenario,
+    spec: RealScenario | LinkedScenario | MultiScenario,
     protocol: ProtocolParams,
     prepared_root: Path = paths.PREPARED,
     out_root: Path = paths.SCENARIOS,
@@ -129,6 +130,7 @@ def _write_scenario(out: Path, name: str, spec, resolved: dict, protocol: Protoc
         "linkage": built.notes.get("linkage"),
         "filters": built.notes.get("filters"),
         "sources": source_licences(built.sources),
+        **card_notes(built.notes),  # optional notes (a CI sample, the modalities), only where a builder set them
         "recbole": rb,
         "scenario_hash": scenario_hash(out),
     }

@@ -1,5 +1,6 @@
 """Shared pieces of every scenario builder: reading prepared tables, the common
-tables, and writing a scenario (parquet + RecBole atomic files + dataset card).
+tables, and writing a scenario (parquet + RecBole atomic files; the dataset card's
+text is :mod:`benchmark.scenarios.card`).
 
 Why one module: the on-disk contract (:mod:`benchmark.scenarios.schema`) is enforced in exactly
 one place, so a builder can only hand over a :class:`Built` and cannot write a
@@ -18,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.config import paths
 from benchmark.config.jsonio import jsonable
 from benchmark.scenarios.schema import (
     DOMAINS,
@@ -250,69 +250,3 @@ def write_recbole(out_dir: Path, name: str, inter: pd.DataFrame, items: pd.DataF
     lines = ["user_id:token\tcohort:token"] + [f"{u}\t{c}" for u, c in zip(users["user"], users["cohort"])]
     (out_dir / f"{name}.user").write_text("\n".join(lines) + "\n")
     return {"timestamp_written": has_ts, "layout": "recbole/<name>/<name>.{inter,item,user}; RecBole config data_path = <scenario>/recbole"}
-
-
-# ---------------------------------------------------------------- dataset card
-
-
-def source_licences(sources: list[str], tsv: Path = paths.SOURCES_TSV) -> list[dict]:
-    """Licence/provenance line per source from ``datasets/sources.tsv`` ("same" rows
-    inherit the first licence text of their source)."""
-    table = pd.read_csv(tsv, sep="\t", dtype=str).fillna("")
-    out = []
-    for s in sorted(set(sources)):
-        rows = table[table["source"] == s]
-        if rows.empty:
-            out.append({"source": s, "licence": "not listed in datasets/sources.tsv", "upstream": ""})
-            continue
-        lic = next((x for x in rows["licence"] if x and x != "same"), "")
-        out.append({"source": s, "licence": lic, "upstream": f"{rows['repo'].iloc[0]}@{rows['commit'].iloc[0][:12]}"})
-    return out
-
-
-def card_markdown(card: dict) -> str:
-    """Human-readable rendering of ``card.json`` (same numbers, no clock)."""
-    L = []
-    if card["semi_synthetic"]:
-        L += [f"**{SEMI_SYNTHETIC_BANNER}**", ""]
-    L += [f"# Dataset card: {card['name']}", ""]
-    L += [f"- source domains: {', '.join(card['source_domains'])}; target domain: {card['target_domain']}"]
-    L += [f"- semi-synthetic: {'yes' if card['semi_synthetic'] else 'no (real users)'}"]
-    L += [f"- positive threshold (target): value >= {card['positive_threshold']}; min_support: {card['min_support']}"]
-    L += [f"- users: {card['users_total']}; evaluable users: {card['evaluable_users']}", ""]
-    L += ["## Domains", "", "| domain | users | items | interactions | positives |", "|---|---|---|---|---|"]
-    for d, s in card["domains"].items():
-        L.append(f"| {d} | {s['users']} | {s['items']} | {s['interactions']} | {s['positives']} |")
-    L += ["", "## Cohorts (all users / evaluable users)", ""]
-    for c, n in card["cohorts"].items():
-        L.append(f"- {c}: {n} / {card['cohorts_evaluable'].get(c, 0)}")
-    L += ["", "## Folds (evaluable users per role; all training users)", "", "| seed | fold | train | valid | test | train users total |", "|---|---|---|---|---|---|"]
-    for f in card["folds"]:
-        L.append(f"| {f['seed']} | {f['fold']} | {f['train_evaluable']} | {f['valid_evaluable']} | {f['test_evaluable']} | {f['train_users_total']} |")
-    for key, title in (("time_cut", "Time cut"), ("linkage", "Linkage"), ("filters", "Filters")):
-        if card.get(key):
-            L += ["", f"## {title}", ""]
-            L += [f"- {k}: {v}" for k, v in sorted(card[key].items())]
-    if card.get("null_twin"):
-        L += _twin_section(card["name"], card["null_twin"])
-    L += ["", "## Sources and licences", ""]
-    L += [f"- {s['source']} ({s['upstream']}): {s['licence']}" for s in card["sources"]]
-    L += ["", f"Scenario hash: `{card['scenario_hash']}`. RecBole atomic files: `recbole/{card['name']}/`.", ""]
-    L += ["Built by `benchmark.scenarios.build_scenario`; numbers are recomputed from the written tables."]
-    return "\n".join(L) + "\n"
-
-
-def _twin_section(name: str, t: dict) -> list[str]:
-    """The card's words on the null twin (benchmark/scenarios/twin.py): what it is, what moved."""
-    cohorts = "; ".join(f"{c}: {v['users']} users, {v['moved']} moved" for c, v in sorted(t["by_cohort"].items()))
-    return [
-        "", "## Null twin", "",
-        f"`{t['folder']}` is the null twin of {name}: the same users, folds, items and target rows (so the same "
-        "fold catalogs and held-out truth), but every user's source history is another user's of the same cohort. "
-        "Whatever a model scores there it scores without its own source history; the run stage evaluates every "
-        "model on it with the configuration tuned here, and the leaderboard's transfer gain is real minus twin, "
-        f"paired per test user. It is not a scenario of its own. Rule: {t['rule']}.", "",
-        f"- permuted: {t['users_permuted']} users with a source history ({cohorts}); seed {t['seed']}",
-        f"- users moved (given another user's history): {t['users_moved']}",
-        f"- twin scenario hash: `{t['scenario_hash']}`",
-    ]

@@ -30,6 +30,7 @@ import pandas as pd
 import yaml
 
 from benchmark.config.atomic import atomic_dir
+from benchmark.scenarios.card import sample_banner
 from benchmark.scenarios.schema import TARGET
 
 TABLES = ("interactions", "items", "users", "folds")
@@ -79,6 +80,8 @@ def _body(name: str, card: dict, counts: dict[str, dict[str, int]]) -> str:
     L = []
     if card.get("semi_synthetic"):
         L += [f"**{card.get('banner') or 'SEMI-SYNTHETIC'}**", ""]
+    if sample_banner(card.get("user_sample")):  # a CI sample must not pass for the full data here either
+        L += [f"**{sample_banner(card['user_sample'])}**", ""]
     L += [f"# cdrbench scenario `{name}`", ""]
     L += [f"Cross-domain cold-start recommendation: source domains {', '.join(card['source_domains'])} -> "
           f"target domain `{card['target_domain']}`. Built by the `scenario` stage of cdrbench from public raw "
@@ -100,6 +103,9 @@ def _body(name: str, card: dict, counts: dict[str, dict[str, int]]) -> str:
           f"users. The fold's target catalog is the target items with at least {card['min_support']} positive "
           f"training row(s) (value >= {card['positive_threshold']}); test users without a positive in it are "
           "dropped by the benchmark's evaluator. This rule is not pre-applied here.", ""]
+    if card.get("modalities"):  # a schema role holding another kind of item (multi: Movies as `podcast`)
+        L += ["## Modalities (schema role: what it really holds)", ""]
+        L += [f"- {role}: {what}" for role, what in card["modalities"].items()] + [""]
     L += ["## Cohorts (users with each set of source histories)", ""]
     L += [f"- {k}: {v} users ({card.get('cohorts_evaluable', {}).get(k, 0)} evaluable)" for k, v in sorted(card["cohorts"].items())]
     L += ["", "## Provenance and licences", ""]

@@ -26,7 +26,7 @@ Choices, and why:
   on the twin and the gain would measure how badly it applies it to a stranger; with
   everyone permuted, source history says nothing about books for anybody.
 * Users without any source row have nothing to move and are left alone.
-* The Ciao time cut is per person (a user's music before *their* first book); on the
+* The Ciao time cut is per person (a user's source rows before *their* first book); on the
   twin a recipient's source rows are a stranger's, which nothing the recipient read can
   have caused, so the cut is neither needed nor kept.
 * Seeded by the scenario name (:func:`twin_seed`), one generator per cohort: a rebuild
@@ -48,7 +48,7 @@ from benchmark.scenarios.export import finalize_interactions
 
 TWIN_DIR = "twin"  # data/scenarios/<name>/twin/: a complete scenario folder
 # Builders of real people (a twin each); `linked` is semi-synthetic and its rho = 0 recipe is its control.
-REAL_BUILDERS = ("real", "goodreads-audio")
+REAL_BUILDERS = ("real", "goodreads-audio", "multi")
 PERMUTATION_FILE = "permutation.parquet"  # recipient user, donor user, cohort
 RULE = ("each user's source history (every source domain, with values and timestamps) is replaced by the history "
         "of another user with the same set of source domains (seeded permutation within cohort, training users "

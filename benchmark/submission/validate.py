@@ -228,6 +228,8 @@ def validate(folder: Path, scenario_root: Path | None = None, params: Params | N
     ks, min_support = _settings(params, meta["scenario"], tables["meta"])
     fold_tab = tables["folds"]
     k = int(fold_tab["fold"].nunique())
+    if params is not None and params.evaluation.folds:  # the setting evaluates its first folds only (CI: fold 0)
+        k = min(k, int(params.evaluation.folds))
     seeds = meta.get("seeds") if isinstance(meta.get("seeds"), list) else []
     preds = read_predictions(pred_path, row_cap(fold_tab, seeds, max(ks)), problems) if pred_path else None
     known_seeds = sorted(int(s) for s in fold_tab["seed"].unique())
@@ -235,7 +237,8 @@ def validate(folder: Path, scenario_root: Path | None = None, params: Params | N
         if s not in known_seeds:
             problems.append(f"seed {s} is not dealt in scenario '{meta['scenario']}' (seeds: {known_seeds})")
     if isinstance(meta.get("folds"), list) and sorted(set(meta["folds"])) != list(range(k)):
-        problems.append(f"folds {meta['folds']} must be all {k} folds 0..{k - 1}: every test user is scored once per seed")
+        problems.append(f"folds {meta['folds']} must be all {k} folds 0..{k - 1} the setting evaluates: every test "
+                        "user of those folds is scored once per seed")
     wanted = [(int(s), f) for s in seeds if s in known_seeds for f in range(k)]
     views = {}
     if preds is not None:

@@ -4,7 +4,9 @@ Every loader turns one raw source into the same two canonical tables, so the sce
 builders never see a source's quirks:
 
 * interactions: ``user`` (str), ``item`` (str, the source's own id, not prefixed),
-  ``domain`` ("music" | "podcast" | "book"), ``value`` (float32), ``timestamp`` (Int64);
+  ``domain`` ("music" | "podcast" | "book", or a category domain ``cat<N>``: a source
+  category no benchmark role is named after, kept for builders that give it a role),
+  ``value`` (float32), ``timestamp`` (Int64);
 * items: ``item``, ``domain``, ``title``, ``creator``, ``description``, ``tags``
   ("|"-joined), plus optional source-specific columns.
 
@@ -22,6 +24,7 @@ check fails with a one-line :class:`LoaderError` naming the file.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -31,6 +34,15 @@ import pandas as pd
 from benchmark.config.params import PrepareParams
 
 DOMAINS = ("music", "podcast", "book")
+# Prepared tables may also hold rows of other source categories (Epinions / Ciao), each
+# as its own domain ``cat<N>`` (N = the source's category id). A scenario builder gives
+# such a domain one of DOMAINS' roles or leaves it out; built scenarios hold DOMAINS only.
+CATEGORY_DOMAIN = re.compile(r"cat[0-9]+")
+
+
+def is_prepared_domain(domain: str) -> bool:
+    """A domain a prepared table may hold: a benchmark domain or a category domain."""
+    return domain in DOMAINS or CATEGORY_DOMAIN.fullmatch(str(domain)) is not None
 # Prepared tables (data/prepared/<source>/); a built scenario's own columns are
 # benchmark.scenarios.schema's (items gain ``text``, interactions ``positive``).
 PREPARED_INTERACTION_COLUMNS = ["user", "item", "domain", "value", "timestamp"]
@@ -170,9 +182,9 @@ def canonical_interactions(df: pd.DataFrame) -> pd.DataFrame:
         }
     )
     out["timestamp"] = out["timestamp"].astype("Int64")
-    bad = set(out["domain"].unique()) - set(DOMAINS)
+    bad = {d for d in out["domain"].unique() if not is_prepared_domain(d)}
     if bad:
-        raise LoaderError(f"unknown domains {sorted(bad)}; expected one of {DOMAINS}")
+        raise LoaderError(f"unknown domains {sorted(bad)}; expected one of {DOMAINS} or cat<N>")
     return out
 
 

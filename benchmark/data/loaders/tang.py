@@ -1,4 +1,4 @@
-"""Epinions and Ciao (Tang et al. 2012) MATLAB rating files: real music + book users.
+"""Epinions and Ciao (Tang et al. 2012) MATLAB rating files: every category of real users.
 
 Epinions: ``epinions.zip`` holds ``epinions/rating.mat`` whose variable is an int
 matrix. Its README announces five columns (user, product, category, rating,
@@ -8,9 +8,20 @@ Ciao: ``rating_with_timestamp.mat`` has six columns (user, product, category, ra
 helpfulness, Unix time).
 
 Category ids are parsed from the catalog files beside them (``<id> <name>`` lines,
-CRLF) and the names "Music" and "Books" are mapped to the domains; exact names, so
-"Musical Instruments" is not music. Rows of other categories are counted as
-``other_category``; category ids absent from the catalog as ``unknown_id``.
+CRLF). The categories named exactly "Music" and "Books" become the domains ``music``
+and ``book`` (exact names, so "Musical Instruments" is not music); every other
+category N of the catalog becomes the domain ``cat<N>`` (``cat3`` = Epinions Movies).
+Why keep them all: the same people rate movies, magazines and books, which is what a
+scenario with a second source modality needs (:mod:`benchmark.scenarios.multi`), and
+choosing the category there rather than here keeps one prepared table per source.
+Builders that need only music and book (:mod:`benchmark.scenarios.real`) filter the
+domains, so their scenarios are unchanged. Rows whose category id is absent from the
+catalog are dropped as ``unknown_id``.
+
+Where category names travel: the prepared ``items`` table carries, per item,
+``category_id`` (int16) and ``category_name`` (the catalog's name, e.g. "Movies"), so a
+scenario builder reads the real name of a ``cat<N>`` domain from the prepared folder
+alone (the items of a domain all share one category).
 
 A product id appears under several categories for a few hundred products; the item
 key is (domain, product), so such a product is a different item in each domain.
@@ -30,7 +41,7 @@ import numpy as np
 import pandas as pd
 import scipy.io
 
-from benchmark.data.loaders.common import (DUPLICATE, NOT_A_NUMBER, OTHER_CATEGORY, OUT_OF_RANGE, UNKNOWN_ID,
+from benchmark.data.loaders.common import (DUPLICATE, NOT_A_NUMBER, OUT_OF_RANGE, UNKNOWN_ID,
     FileReport, LoaderError, LoadResult, canonical_interactions, canonical_items)
 from benchmark.data.loaders.files import require
 
@@ -66,6 +77,12 @@ def domain_categories(catalog: dict[int, str]) -> dict[int, str]:
     return found
 
 
+def category_domains(catalog: dict[int, str]) -> dict[int, str]:
+    """Category id -> domain for every catalog category: music / book, else ``cat<N>``."""
+    named = domain_categories(catalog)
+    return {cid: named.get(cid, f"cat{cid}") for cid in sorted(catalog)}
+
+
 def _matrix(mat: dict, what: str) -> np.ndarray:
     arrays = {k: v for k, v in mat.items() if not k.startswith("__") and isinstance(v, np.ndarray) and v.ndim == 2}
     if len(arrays) != 1:
@@ -79,17 +96,16 @@ def _matrix(mat: dict, what: str) -> np.ndarray:
 
 
 def ratings_frame(arr: np.ndarray, catalog: dict[int, str], rep: FileReport) -> pd.DataFrame:
-    """Canonical-ish frame of the music/book rows of a Tang rating matrix."""
+    """Canonical-ish frame of the rows of a Tang rating matrix (every catalog category)."""
     cols = COLUMNS[arr.shape[1]]
     df = pd.DataFrame(arr.astype("float64"), columns=cols)
     rep.rows_read += len(df)
     id_cols = [c for c in ("user", "product", "category", "rating", "timestamp") if c in df]
     bad = ~np.isfinite(df[id_cols].to_numpy()).all(axis=1) | (df[["user", "product", "category"]] != np.round(df[["user", "product", "category"]])).any(axis=1).to_numpy()
     df = rep.drop_mask(df, bad, NOT_A_NUMBER)
-    dom = domain_categories(catalog)
+    dom = category_domains(catalog)
     cat = df["category"].astype("int64")
     df = rep.drop_mask(df, ~cat.isin(list(catalog)).to_numpy(), UNKNOWN_ID)
-    df = rep.drop_mask(df, ~df["category"].astype("int64").isin(list(dom)).to_numpy(), OTHER_CATEGORY)
     lo, hi = RATING_RANGE
     df = rep.drop_mask(df, ~df["rating"].between(lo, hi).to_numpy(), OUT_OF_RANGE)
     df = df.assign(domain=df["category"].astype("int64").map(dom))
@@ -105,16 +121,20 @@ def ratings_frame(arr: np.ndarray, catalog: dict[int, str], rep: FileReport) -> 
     return df
 
 
-def _result(df: pd.DataFrame, files: dict, notes: list[str], category_of: dict[int, str]) -> LoadResult:
+def _result(df: pd.DataFrame, files: dict, notes: list[str], catalog: dict[int, str]) -> LoadResult:
     ts = df["timestamp"].astype("int64") if "timestamp" in df else pd.NA
     inter = canonical_interactions(df.assign(value=df["rating"], timestamp=ts))
     it = df[["domain", "item", "category"]].drop_duplicates(["domain", "item"])
     it = it.sort_values(["domain", "item"], key=lambda s: s.astype("int64") if s.name == "item" else s)
-    items = canonical_items(it.assign(category_id=it["category"].astype("int16")), extra=["category_id"])
+    cid = it["category"].astype("int64")
+    it = it.assign(category_id=cid.astype("int16"), category_name=cid.map(catalog).astype(str))
+    items = canonical_items(it, extra=["category_id", "category_name"])
     both = (inter.groupby("item")["domain"].nunique() > 1).sum()
+    dom = category_domains(catalog)
+    named = ", ".join(f"{catalog[c]} ({c}) -> {dom[c]}" for c in sorted(domain_categories(catalog)))
     notes = notes + [
-        f"categories kept: {category_of}",
-        f"{int(both)} product ids occur in both domains (distinct items: the key is (domain, item))",
+        f"categories: {named}; every other catalog category N -> domain catN (names in items.category_name)",
+        f"{int(both)} product ids occur in more than one domain (distinct items: the key is (domain, item))",
         "no item text: items carry ids and category only",
     ]
     return LoadResult(inter, items, files, notes=notes)
@@ -157,8 +177,7 @@ def load_epinions(raw_root: Path) -> LoadResult:
     if arr.shape[1] < 5:
         rep.notes.append(f"README announces 5 columns (with helpfulness); the file has {arr.shape[1]}: no helpfulness")
     df = ratings_frame(arr, catalog, rep)
-    dom = domain_categories(catalog)
-    return _result(df, {"epinions.zip:rating.mat": rep}, ["value = rating 1-5; no timestamps"], {k: catalog[k] for k in dom})
+    return _result(df, {"epinions.zip:rating.mat": rep}, ["value = rating 1-5; no timestamps"], catalog)
 
 
 def load_ciao(raw_root: Path) -> LoadResult:
@@ -168,6 +187,5 @@ def load_ciao(raw_root: Path) -> LoadResult:
         raise LoaderError(f"{CIAO}: rating_with_timestamp.mat has {arr.shape[1]} columns; expected 6 (..., helpfulness, timestamp)")
     rep = FileReport()
     df = ratings_frame(arr, catalog, rep)
-    dom = domain_categories(catalog)
     notes = ["value = rating 1-5; timestamp = Unix seconds (column 6); repeated ratings keep the latest"]
-    return _result(df, {"rating_with_timestamp.mat": rep}, notes, {k: catalog[k] for k in dom})
+    return _result(df, {"rating_with_timestamp.mat": rep}, notes, catalog)
