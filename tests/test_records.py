@@ -155,3 +155,28 @@ def test_code_hash_follows_modelling_code_only(tmp_path):
     assert code_hash(tmp_path) == base
     (tmp_path / "benchmark/models/m.py").write_text("x = 2\n")
     assert code_hash(tmp_path) != base
+
+
+def test_git_dirty_ignores_the_pipelines_own_outputs(tmp_path, monkeypatch):
+    """A clean checkout whose `dvc repro` rewrote dvc.lock and cards is not 'uncommitted changes'; a code edit is."""
+    import subprocess
+
+    from benchmark.evaluation import records
+
+    def git(*a):
+        subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    for rel in ("dvc.lock", "datasets/x/CARD.md", "results/a.md", "benchmark/m.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("v1\n")
+    git("add", ".")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+    monkeypatch.setattr(records.paths, "ROOT", tmp_path)
+    state = records.git_state.__wrapped__
+    assert state()[1] is False
+    for rel in ("dvc.lock", "datasets/x/CARD.md", "results/a.md"):
+        (tmp_path / rel).write_text("v2\n")
+    assert state()[1] is False
+    (tmp_path / "benchmark/m.py").write_text("v2\n")
+    assert state()[1] is True

@@ -78,8 +78,14 @@ def git_state() -> tuple[str, bool | None]:
     rev = _git("rev-parse", "HEAD")
     if not rev:
         return "unknown", None
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    # The pipeline's own tracked outputs (dvc.lock, dataset cards, results, the example
+    # submission) are rewritten while it runs; counting them made every record of a clean
+    # checkout's `dvc repro` say "uncommitted changes". Only the inputs count.
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{p}" for p in PIPELINE_OUTPUTS))
     return rev, (None if status is None else bool(status))
+
+
+PIPELINE_OUTPUTS = ("dvc.lock", "datasets", "results", "submissions")  # tracked files the pipeline writes
 
 
 def package_versions() -> dict[str, str | None]:
