@@ -11,6 +11,8 @@ skips, unless ``CDRBENCH_REQUIRE_BROWSER=1`` (CI), where it fails.
 from __future__ import annotations
 
 import csv
+import html
+import json
 import os
 import shutil
 import time
@@ -103,6 +105,9 @@ def test_pages_exist_for_every_scenario_model_and_dataset(site):
     assert "not available: no model has runs for scenario fake-empty" in (out / scenario_href("fake-empty")).read_text()
     assert "No card at datasets/fake-empty/CARD.md" in (out / dataset_href("fake-empty")).read_text()
     assert set(site["written"]) == {p for p in out.rglob("*") if p.is_file()}
+    # the page's setting line is the leaderboard's own: setting name, revision and modelling-code hash included
+    line = json.loads((site["root"] / "results" / "leaderboard" / "fake-real.json").read_text())["setting_text"]
+    assert "modelling-code hash" in line and html.escape(line, quote=False) in (out / scenario_href("fake-real")).read_text()
 
 
 def test_values_from_csv_and_yaml_are_escaped(site):

@@ -257,7 +257,7 @@ def write_leaderboard(sr: ScenarioRuns, out_dir: Path, semi: bool,
     else:
         write_csv(df, csv)
     payload = {
-        "scenario": sr.scenario, "semi_synthetic": semi, "setting": sr.setting(), "strongest_baseline": best,
+        "scenario": sr.scenario, "semi_synthetic": semi, "setting": sr.setting(), "setting_text": sr.setting_text(), "strongest_baseline": best,
         "headline": HEADLINE, "alpha": sr.settings.alpha, "n_boot": sr.settings.n_boot,
         "models": [{k: _clean(v) for k, v in row.items()} for row in df.to_dict(orient="records")],
         "tuned_configs": {m: summarise_config(sr.records[sr.records["model"] == m])[1] for m in sr.models},

@@ -58,12 +58,8 @@ class Board:
         return next((r["name"] for r in self.rows if r["model"] == key), key or "none")
 
     def setting_text(self) -> str:
-        s = self.meta.get("setting") or {}
-        if not s:
-            return ""
-        return (f"k={s.get('k')} folds x seeds {s.get('seeds')} ({s.get('n_runs')} runs), min_support={s.get('min_support')}; "
-                f"{s.get('n_test_users')} evaluated test-user rows, {s.get('n_dropped_test')} test users dropped "
-                f"(no positive in the fold catalog); catalog size per fold {s.get('catalog_min')}-{s.get('catalog_max')}")
+        """The leaderboard's own setting line (setting name, revision, code hash, folds): written by the report."""
+        return str(self.meta.get("setting_text") or "")
 
 
 def load_boards(lb_dir: Path) -> list[Board]:
