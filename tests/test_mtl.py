@@ -5,15 +5,23 @@ one globally popular book ``book:pop0`` read by 80% of all users: training users
 g read the group's head book ``book:b{g}_0`` (plus two more of the group), and cold
 (valid/test) users' truth holds it too. Popularity alone puts ``book:pop0`` first for
 everyone; music-only users (no book) are auxiliary data only.
+
+The ablation fields (``aux_off``, ``domains``) and their specs (models/mtl-*.yaml) are
+tested at the end; the signal test of the second modality is
+tests/test_second_modality_signal.py.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
 
+from benchmark.config import paths
+from benchmark.config.specs import load_spec
 from benchmark.experiment import registry
 from benchmark.models.base import make_config
 from benchmark.models.mtl import MTL, mask_split
@@ -186,3 +194,94 @@ def test_single_source_domain_music_only():
     model = make(max_epochs=3).fit(view)
     assert set(model.fit_info["loss_weights"]) == {"target", "music"}
     assert np.isfinite(model.score(view.test_users)).all()
+
+
+# ---- ablations: aux_off, domains, and their specs ------------------------------------------
+@pytest.mark.parametrize("balance", ["fixed", "uncertainty"])
+def test_aux_off_has_no_auxiliary_parameters(balance, fitted):
+    view, _, _ = planted_view()
+    model = make(aux_off=True, balance=balance, max_epochs=4).fit(view)
+    names = [n for n, _ in model.net.named_parameters()]
+    assert not [n for n in names if n.startswith("aux_")], names  # no tower, item table or bias of an aux task
+    assert len(model.net.aux_towers) == 0 and model.net.log_vars.numel() == 1
+    info = model.fit_info
+    assert info["aux_tasks"] == [] and info["aux_params"] == 0 and info["domains"] == ["music", "podcast"]
+    assert set(info["loss_weights"]) == {"target"}
+    assert all(len(h["losses"]) == 1 for h in info["history"]), "an auxiliary loss was computed"
+    assert model.rows_seen["aux"] == {}
+    assert np.isin(model.rows_seen["target"], view.train_users).all()
+    assert np.isfinite(model.score(view.test_users)).all()
+    # Control (so the assertions above can fail): the default model has auxiliary parameters.
+    full = fitted[0]
+    assert full.fit_info["aux_tasks"] == ["music", "podcast"] and full.fit_info["aux_params"] > 0
+
+
+def _shift_group(item: str, n_groups: int = N_GROUPS) -> str:
+    """``music:a2_4`` -> ``music:a3_4``: the same slot in the next taste group (a bijection on items)."""
+    dom, raw = item.split(":")
+    g, j = raw[1:].split("_")
+    return f"{dom}:{raw[0]}{(int(g) + 1) % n_groups}_{j}"
+
+
+@pytest.mark.parametrize("listed,changed", [("music", "podcast"), ("podcast", "music")])
+def test_domains_restricts_the_inputs(listed, changed):
+    """A user's scores do not move when their rows in an unlisted domain change (and do when it is read)."""
+    t = scenario().tables()
+    view_a, _ = view_of(t)
+    has = view_a.source["podcast"][view_a.test_users].getnnz(axis=1) > 0
+    users = list(view_a.users[view_a.test_users[has][:6]])
+    inter = t["interactions"].copy()
+    edit = inter["user"].isin(users) & (inter["domain"] == changed)
+    inter.loc[edit, "item"] = inter.loc[edit, "item"].map(_shift_group)
+    assert set(inter["item"]) == set(t["interactions"]["item"]), "the edit must not add items"
+    view_b, _ = view_of(dict(t, interactions=inter))
+    rows = np.flatnonzero(np.isin(view_a.users, users))
+    assert list(view_a.users) == list(view_b.users)
+    assert (view_a.source[changed][rows] != view_b.source[changed][rows]).nnz > 0, "the edit changed nothing"
+
+    a = make(domains=[listed], max_epochs=3).fit(view_a)
+    b = make(domains=[listed], max_epochs=3).fit(view_b)
+    assert a.fit_info["domains"] == [listed] and a.fit_info["aux_tasks"] == [listed]
+    assert set(a.fit_info["loss_weights"]) == {"target", listed} and len(a.net.bags) == 1
+    assert a.net.bags[0].weight.shape[0] == len(view_a.source_items[listed])
+    all_rows = np.arange(view_a.n_users)
+    np.testing.assert_array_equal(a.score(all_rows), b.score(all_rows))
+    # Control: the model reading every domain does see the edit.
+    full_a, full_b = make(max_epochs=3).fit(view_a), make(max_epochs=3).fit(view_b)
+    assert not np.allclose(full_a.score(rows), full_b.score(rows))
+
+
+def test_domains_and_aux_off_bad_values():
+    view, _, _ = planted_view()
+    with pytest.raises(ValueError, match="'movies'"):
+        make(domains=["music", "movies"]).fit(view)
+    for bad in ("music", [], ["music", "music"], [1]):
+        with pytest.raises(ValueError, match="domains"):
+            make(domains=bad).fit(view)
+    with pytest.raises(ValueError, match="aux_off"):
+        make(aux_off="yes").fit(view)
+    # Listing order does not matter: the view's order is kept.
+    m = make(domains=["podcast", "music"], max_epochs=1).fit(view)
+    assert m.fit_info["domains"] == ["music", "podcast"]
+
+
+ABLATIONS = {"mtl-noaux": ("MTL (no auxiliary heads)", ("music",), {"aux_off": True}),
+             "mtl-music": ("MTL (music only)", ("music", "podcast"), {"domains": ["music"]}),
+             "mtl-podcast": ("MTL (second modality only)", ("music", "podcast"), {"domains": ["podcast"]})}
+
+
+@pytest.mark.parametrize("key", sorted(ABLATIONS))
+def test_ablation_specs(key):
+    name, applies, config = ABLATIONS[key]
+    base, spec = load_spec("mtl", paths.MODEL_CARDS), load_spec(key, paths.MODEL_CARDS)
+    assert (spec.display_name, spec.applies_to, spec.config) == (name, applies, config)
+    assert spec.tune_from == "mtl" and spec.search_space == {} and spec.family == base.family and spec.card.strip()
+    assert registry.model_class(spec.cls) is MTL
+    # The runner merges mtl's chosen config OVER the spec's: an ablation key must survive it.
+    assert not set(spec.config) & set(base.search_space), "an ablation key would be overwritten by mtl's tuning"
+    chosen = {"lr": 0.002, "aux_weight": 0.3, "dim": np.int64(64)}
+    model = registry.build(spec, chosen, seed=1)
+    for k, v in config.items():
+        assert getattr(model.config, k) == v
+    assert {f.name for f in dataclasses.fields(MTL.Config)} >= set(config)
+    assert spec.applicable(["music", "podcast"]) and spec.applicable(["music"]) == (applies == ("music",))

@@ -298,3 +298,14 @@ def test_multi_source_real_scenario_gets_the_cohort_tables_and_a_twin(tmp_path):
     assert len(mp) == 1 and mp["rel_pct"].iloc[0] > 0  # skill 0.8 against Popularity
     readme = (out / "README.md").read_text()
     assert "m&p cohort: MAP-2T(full) above Popularity" in readme and "dual-signal training" in readme
+
+
+def test_mtl_ablation_table_is_relative_to_the_full_mtl(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    write_fake_runs(runs, "fake-real", {"popularity": 0.0, "mtl": 0.6, "mtl-noaux": 0.1})
+    build_report(runs, out, fake_params({"fake-real": SCEN["fake-real"]}))
+    f = pd.read_csv(out / "tables" / "table4b_mtl_ablation_fake-real.csv")
+    noaux = f[(f["model"] == "mtl-noaux") & (f["metric"] == "NDCG@10")]["rel_pct"].iloc[0]
+    assert noaux < 0  # skill 0.1 against 0.6
+    assert set(f["model"]) == {"mtl", "mtl-noaux", "popularity"}  # per-modality rows only where two sources exist
+    assert (f[f["model"] == "mtl"]["rel_pct"] == 0).all()

@@ -23,6 +23,12 @@ low-data (cold) task reads from, with the task losses balanced. Here:
   from all training: user-level, because the model only ever scores users without book
   history (an interaction-level hold-out would measure a warm task it never performs).
 
+Ablations (the paper's "ancillary objectives and feature groups"), as config fields so
+that specs with ``tune_from: mtl`` reuse the tuned lr / aux_weight / dim unchanged:
+``aux_off`` builds no auxiliary tower at all (shared encoder + book tower only), and
+``domains`` restricts the source domains the encoder and the auxiliary towers read.
+The network, batching and loss helpers live in :mod:`benchmark.models.mtl_parts`.
+
 Not in the paper's model: ads/promotions objectives, context and creative features.
 """
 
@@ -31,150 +37,19 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 import torch
-from torch import nn
 
 from benchmark.features import factorize
 from benchmark.scenarios.protocol import TrainView
 from benchmark.models.base import Recommender
-from benchmark.models.common import ndcg_of_top, torch_threads
+from benchmark.models.common import torch_threads
+from benchmark.models.mtl_parts import (BALANCE_MODES, Batch, MTLNet, bag, binary, combine_losses, mask_split, ndcg_at,
+                                        softmax_ce)
 
-BALANCE_MODES = ("fixed", "uncertainty")
-
-
-@dataclass
-class Batch:
-    """Rows of one optimisation step: the target task and the auxiliary tasks see different users."""
-
-    target_rows: np.ndarray  # training users (fit part) only
-    aux_rows: dict[str, np.ndarray]  # per source domain: any user with a held-out source item this epoch
-
-
-def _binary(m: sp.spmatrix) -> sp.csr_matrix:
-    out = sp.csr_matrix(m, dtype=np.float32, copy=True)
-    out.data = (out.data > 0).astype(np.float32)
-    out.eliminate_zeros()
-    return out
-
-
-def mask_split(m: sp.csr_matrix, share: float, rng: np.random.Generator) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """Split each row's entries into (input, held-out): ~``share`` held out, at least one kept.
-
-    Rows with fewer than two entries hold nothing out (nothing would be left to predict
-    from). Vectorised: one random key per entry, ranked within its row.
-    """
-    m = sp.csr_matrix(m)
-    nnz_row = np.diff(m.indptr)
-    rows = np.repeat(np.arange(m.shape[0]), nnz_row)
-    order = np.lexsort((rng.random(m.nnz), rows))
-    rank = np.empty(m.nnz, dtype=np.int64)
-    rank[order] = np.arange(m.nnz) - m.indptr[rows[order]]
-    n_out = np.where(nnz_row >= 2, np.clip(np.rint(share * nnz_row), 1, nnz_row - 1), 0).astype(np.int64)
-    out = rank < n_out[rows]
-    # Copies of indices/indptr: eliminate_zeros works in place and must not touch the other.
-    keep = sp.csr_matrix((np.where(out, 0, m.data), m.indices.copy(), m.indptr.copy()), shape=m.shape)
-    held = sp.csr_matrix((out.astype(np.float32), m.indices.copy(), m.indptr.copy()), shape=m.shape)
-    keep.eliminate_zeros()
-    held.eliminate_zeros()
-    return keep, held
-
-
-def _bag(m: sp.csr_matrix, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """EmbeddingBag inputs of ``rows``: a weighted mean (weights sum to 1) and a has-history flag."""
-    sub = m[rows]
-    sums = np.asarray(sub.sum(axis=1)).ravel()
-    lens = np.diff(sub.indptr)
-    w = sub.data / np.repeat(np.where(sums > 0, sums, 1.0), lens)
-    flag = torch.from_numpy((lens > 0).astype(np.float32))[:, None]
-    return (torch.from_numpy(sub.indices.astype(np.int64)), torch.from_numpy(sub.indptr[:-1].astype(np.int64)),
-            torch.from_numpy(w.astype(np.float32)), flag)
-
-
-def _log_prior(counts: np.ndarray) -> torch.Tensor:
-    b = np.log1p(counts.astype(np.float64))
-    return torch.from_numpy((b - b.mean()).astype(np.float32))
-
-
-class MTLNet(nn.Module):
-    """Shared encoder, one target tower and one auxiliary tower per source domain."""
-
-    def __init__(self, source_init: list[np.ndarray], aux_init: list[np.ndarray], aux_prior: list[np.ndarray],
-                 target_init: np.ndarray, target_prior: np.ndarray, dim: int, hidden: int, dropout: float,
-                 train_source_emb: bool, n_losses: int):
-        super().__init__()
-        self.bags = nn.ModuleList()
-        self.proj = nn.ModuleList()
-        for e in source_init:
-            bag = nn.EmbeddingBag(e.shape[0], e.shape[1], mode="sum")
-            bag.weight.data.copy_(torch.from_numpy(e))
-            bag.weight.requires_grad_(train_source_emb)
-            self.bags.append(bag)
-            self.proj.append(nn.Linear(e.shape[1], dim))
-        n_d = len(source_init)
-        self.shared = nn.Sequential(nn.Linear(n_d * (dim + 1), hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
-        self.norm = nn.LayerNorm(dim)
-
-        def tower() -> nn.Module:
-            return nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(dim, dim))
-
-        self.target_tower = tower()
-        self.target_items = nn.Parameter(torch.from_numpy(target_init))
-        self.target_bias = nn.Parameter(_log_prior(target_prior))
-        self.aux_towers = nn.ModuleList([tower() for _ in aux_init])
-        self.aux_items = nn.ParameterList([nn.Parameter(torch.from_numpy(a)) for a in aux_init])
-        self.aux_bias = nn.ParameterList([nn.Parameter(_log_prior(p)) for p in aux_prior])
-        self.log_vars = nn.Parameter(torch.zeros(n_losses))  # used only by balance="uncertainty"
-        # 1/sqrt(dim): the LayerNormed q has norm ~sqrt(dim) and item rows start unit-norm, so
-        # the dot-product term starts in [-1, 1] and the log-popularity bias leads at init.
-        self.scale = float(dim) ** -0.5
-
-    def encode(self, bags: list[tuple]) -> torch.Tensor:
-        parts = []
-        for bag, proj, (idx, off, w, flag) in zip(self.bags, self.proj, bags):
-            parts += [proj(bag(idx, off, per_sample_weights=w)) * flag, flag]
-        return self.norm(self.shared(torch.cat(parts, dim=1)))
-
-    def target_logits(self, h: torch.Tensor) -> torch.Tensor:
-        q = h + self.target_tower(h)
-        return (q @ self.target_items.T) * self.scale + self.target_bias
-
-    def aux_logits(self, k: int, h: torch.Tensor) -> torch.Tensor:
-        q = h + self.aux_towers[k](h)
-        return (q @ self.aux_items[k].T) * self.scale + self.aux_bias[k]
-
-
-def _coo(m: sp.csr_matrix) -> tuple[torch.Tensor, torch.Tensor]:
-    rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
-    return torch.from_numpy(rows), torch.from_numpy(m.indices.astype(np.int64))
-
-
-def _softmax_ce(logits: torch.Tensor, labels: sp.csr_matrix, exclude: sp.csr_matrix | None = None) -> torch.Tensor:
-    """Multinomial cross-entropy: mean over labelled rows of -sum_j y_j log softmax(z)_j / sum_j y_j.
-
-    Labels and exclusions stay sparse (gathered by index): dense batch x catalog label
-    matrices cost more than the logits themselves on 40k-item catalogs. Excluded logits
-    get a large finite value, not -inf, so nothing turns into NaN.
-    """
-    if exclude is not None and exclude.nnz:
-        logits = logits.index_put(_coo(exclude), torch.tensor(-1e9))
-    r, c = _coo(labels)
-    nll = torch.logsumexp(logits, dim=1)[r] - logits[r, c]
-    n = torch.from_numpy(np.diff(labels.indptr).astype(np.float32))
-    per_row = torch.zeros(logits.shape[0]).index_add(0, r, nll)
-    has = n > 0
-    return (per_row[has] / n[has]).mean()
-
-
-def _ndcg(scores: np.ndarray, truth: sp.csr_matrix, k: int) -> float:
-    """Mean NDCG@k of score rows against binary truth rows (early-stopping signal only)."""
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # top-k without a full sort of the catalog
-    top = np.take_along_axis(part, np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable"), axis=1)
-    return ndcg_of_top(top, truth)
+__all__ = ["MTL", "Batch", "mask_split"]
 
 
 class MTL(Recommender):
@@ -192,13 +67,16 @@ class MTL(Recommender):
         patience: int = 3  # epochs without hold-out improvement before stopping
         balance: str = "fixed"  # "fixed" or "uncertainty" (Kendall et al. 2018)
         target_weight: float = 1.0
-        aux_weight: float = 0.5  # 0 switches the auxiliary tasks off (single-task ablation)
+        aux_weight: float = 0.5  # 0 leaves the auxiliary towers in place but idle
         aux_mask_share: float = 0.2  # share of each user's source items hidden and predicted
         holdout_share: float = 0.1  # training users held out for early stopping
         min_holdout_users: int = 3  # fewer would-be hold-out users than this: no early stopping
         eval_k: int = 20
         train_source_emb: bool = True  # fine-tune the frozen-initialised source item tables
         threads: int = 1  # torch intra-op threads during fit/score (restored after); 0 = leave as is
+        # Ablations (not tuned; specs with tune_from: mtl set them):
+        aux_off: bool = False  # no auxiliary towers or losses at all: shared encoder + book tower only
+        domains: list[str] | None = None  # source domains read by encoder and aux towers; None = all of the view
 
     def _check_config(self) -> None:
         c = self.config
@@ -211,20 +89,31 @@ class MTL(Recommender):
             raise ValueError(f"MTL needs lr > 0, aux_weight >= 0, target_weight > 0 (got {c.lr}, {c.aux_weight}, {c.target_weight})")
         if not 0 < c.aux_mask_share < 1 or not 0 <= c.holdout_share < 0.5:
             raise ValueError(f"MTL needs 0 < aux_mask_share < 1 and 0 <= holdout_share < 0.5 (got {c.aux_mask_share}, {c.holdout_share})")
+        if not isinstance(c.aux_off, (bool, np.bool_)):
+            raise ValueError(f"MTL aux_off must be true or false, got {c.aux_off!r}")
+        d = c.domains
+        if d is not None and (isinstance(d, str) or not isinstance(d, (list, tuple)) or not d
+                              or not all(isinstance(x, str) for x in d) or len(set(d)) != len(d)):
+            raise ValueError(f"MTL domains must be null or a non-empty list of distinct domain names, got {d!r}")
 
     # ---- data preparation -------------------------------------------------------------
     def _prepare(self, view: TrainView) -> None:
         c, dim = self.config, int(self.config.dim)
         if not view.source_domains:
             raise ValueError(f"MTL needs at least one source domain; scenario {view.scenario!r} has none")
+        missing = [d for d in (c.domains or []) if d not in view.source_domains]
+        if missing:
+            raise ValueError(f"MTL domains {missing} not in scenario {view.scenario!r} (source domains {list(view.source_domains)})")
         if view.n_catalog == 0:
             raise ValueError("MTL: empty target catalog")
         self._n_catalog = view.n_catalog
-        self._domains = list(view.source_domains)
+        # View order, whatever the listing order: a subset model is the full model minus domains.
+        self._domains = [d for d in view.source_domains if c.domains is None or d in c.domains]
+        self._aux_domains = [] if c.aux_off else list(self._domains)  # one auxiliary task per entry
         self._inputs = [factorize.idf_weight(view.source[d]).astype(np.float32) for d in self._domains]
-        self._consumed = [_binary(view.source[d]) for d in self._domains]
+        self._consumed = [binary(view.source[d]) for d in self._domains]
         # Fit / hold-out users: training users with a book positive, split by a seeded draw.
-        target = _binary(view.target_train)
+        target = binary(view.target_train)
         train = np.asarray(view.train_users, dtype=np.int64)
         with_pos = train[target[train].getnnz(axis=1) > 0]
         rng = np.random.default_rng([self.seed, 11])
@@ -245,7 +134,7 @@ class MTL(Recommender):
         emb = view.source_emb or {}
         masks = view.source_emb_mask or {}
         src_init, aux_init = [], []
-        for k, d in enumerate(self._domains):
+        for d in self._domains:
             if d in emb:
                 e = np.asarray(emb[d], dtype=np.float32).copy()
                 if e.shape[0] != len(view.source_items[d]):
@@ -255,32 +144,34 @@ class MTL(Recommender):
             else:
                 e = factorize.item_embeddings(view.source[d], dim, self.seed)
             src_init.append(e)
+            if d not in self._aux_domains:
+                continue
             if e.shape[1] == dim:
                 aux_init.append(e.copy())
             else:  # Johnson-Lindenstrauss projection keeps the pretrained geometry at width dim
+                k = view.source_domains.index(d)  # seeded by the view's domain index: same matrix in every variant
                 proj = np.random.default_rng([self.seed, 13, k]).normal(size=(e.shape[1], dim)) / np.sqrt(dim)
                 aux_init.append((e @ proj).astype(np.float32))
-        aux_prior = [np.asarray(m.sum(axis=0)).ravel() for m in self._consumed]
+        aux_prior = [np.asarray(m.sum(axis=0)).ravel() for d, m in zip(self._domains, self._consumed) if d in self._aux_domains]
         tgt_init = factorize.item_embeddings(self._target, dim, self.seed)
-        n_losses = 1 + len(self._domains)
         self.net = MTLNet(src_init, aux_init, aux_prior, tgt_init, np.asarray(self._target.sum(axis=0)).ravel(),
-                          dim, int(c.hidden), float(c.dropout), bool(c.train_source_emb), n_losses)
+                          dim, int(c.hidden), float(c.dropout), bool(c.train_source_emb), 1 + len(self._aux_domains))
 
     def plan_epoch(self, epoch: int) -> tuple[list[Batch], list[sp.csr_matrix], list[sp.csr_matrix]]:
         """The batches of one epoch and that epoch's (input, held-out) source split per domain.
 
         Deterministic in (seed, epoch). Every user appears once per epoch; the target
         task gets only the batch's fitting training users, each auxiliary task every user
-        of the batch who has a held-out item in that domain.
+        of the batch who has a held-out item in that domain (no auxiliary task: nothing is
+        held out and only the fitting users are planned).
         """
         rng = np.random.default_rng([self.seed, 17, epoch])
-        use_aux = self.config.aux_weight > 0
+        use_aux = bool(self._aux_domains) and self.config.aux_weight > 0
         kept, held = [], []
         for m, b in zip(self._inputs, self._consumed):
             if use_aux:
                 k_in, h = mask_split(b, float(self.config.aux_mask_share), rng)
-                keep_mask = _binary(k_in)
-                kept.append(m.multiply(keep_mask).tocsr())
+                kept.append(m.multiply(binary(k_in)).tocsr())
                 held.append(h)
             else:
                 kept.append(m)
@@ -294,35 +185,27 @@ class MTL(Recommender):
         batches = []
         for s in range(0, len(perm), bs):
             rows = np.sort(perm[s:s + bs])
-            batches.append(Batch(rows[is_fit[rows]], {d: rows[a[rows]] for d, a in zip(self._domains, has_aux)}))
+            batches.append(Batch(rows[is_fit[rows]], {d: rows[a[rows]] for d, a in zip(self._aux_domains, has_aux)}))
         return batches, kept, held
 
     # ---- training -----------------------------------------------------------------------
     def _step_loss(self, batch: Batch, kept: list[sp.csr_matrix], held: list[sp.csr_matrix]) -> tuple[torch.Tensor, list[float]]:
         c, net = self.config, self.net
-        losses: list[torch.Tensor | None] = [None] * (1 + len(self._domains))
+        losses: list[torch.Tensor | None] = [None] * (1 + len(self._aux_domains))
         if len(batch.target_rows):
-            h = net.encode([_bag(m, batch.target_rows) for m in self._inputs])
-            losses[0] = _softmax_ce(net.target_logits(h), self._target[batch.target_rows])
+            h = net.encode([bag(m, batch.target_rows) for m in self._inputs])
+            losses[0] = softmax_ce(net.target_logits(h), self._target[batch.target_rows])
         aux_union = np.unique(np.concatenate([np.empty(0, np.int64), *batch.aux_rows.values()]))
         if c.aux_weight > 0 and len(aux_union):
-            h = net.encode([_bag(m, aux_union) for m in kept])
-            for k, d in enumerate(self._domains):
+            h = net.encode([bag(m, aux_union) for m in kept])
+            for k, d in enumerate(self._aux_domains):  # aux task k reconstructs domain d (= self._domains[k])
                 rows = batch.aux_rows[d]
                 if len(rows) == 0:
                     continue
                 pos = np.searchsorted(aux_union, rows)
-                losses[1 + k] = _softmax_ce(net.aux_logits(k, h[torch.from_numpy(pos)]), held[k][rows], exclude=kept[k][rows])
-        prior = [float(c.target_weight)] + [float(c.aux_weight)] * len(self._domains)
-        total = torch.zeros(())
-        for k, loss in enumerate(losses):
-            if loss is None:
-                continue
-            if c.balance == "uncertainty":
-                s = net.log_vars[k]
-                total = total + prior[k] * (torch.exp(-s) * loss + 0.5 * s)
-            else:
-                total = total + prior[k] * loss
+                losses[1 + k] = softmax_ce(net.aux_logits(k, h[torch.from_numpy(pos)]), held[k][rows], exclude=kept[k][rows])
+        prior = [float(c.target_weight)] + [float(c.aux_weight)] * len(self._aux_domains)
+        total = combine_losses(losses, prior, c.balance, net.log_vars)
         return total, [float(x.detach()) if x is not None else float("nan") for x in losses]
 
     def _run_epoch(self, opt: torch.optim.Optimizer, epoch: int, seen: dict[str, list]) -> list[float | None]:
@@ -334,7 +217,7 @@ class MTL(Recommender):
             if len(b.target_rows) and not np.isin(b.target_rows, self._fit_rows).all():
                 raise AssertionError("MTL: a target batch holds a row outside the fitting training users")
             seen["target"].append(b.target_rows)
-            for d in self._domains:
+            for d in self._aux_domains:
                 seen[d].append(b.aux_rows[d])
             loss, p = self._step_loss(b, kept, held)
             opt.zero_grad()
@@ -355,7 +238,7 @@ class MTL(Recommender):
             if c.balance == "uncertainty":
                 groups.append({"params": [self.net.log_vars], "weight_decay": 0.0})
             opt = torch.optim.AdamW(groups, lr=float(c.lr), foreach=True)
-            seen: dict[str, list] = {"target": [], **{d: [] for d in self._domains}}
+            seen: dict[str, list] = {"target": [], **{d: [] for d in self._aux_domains}}
             best, best_state, best_epoch, bad, times, history = -np.inf, None, 0, 0, [], []
             for epoch in range(int(c.max_epochs)):
                 te = time.perf_counter()
@@ -365,7 +248,7 @@ class MTL(Recommender):
                 if not len(self._hold_rows):
                     best_epoch = epoch
                     continue
-                row["holdout_ndcg"] = round(_ndcg(self._scores(self._hold_rows), self._hold_truth, int(c.eval_k)), 5)
+                row["holdout_ndcg"] = round(ndcg_at(self._scores(self._hold_rows), self._hold_truth, int(c.eval_k)), 5)
                 if row["holdout_ndcg"] > best:
                     best, best_epoch, bad = row["holdout_ndcg"], epoch, 0
                     best_state = copy.deepcopy(self.net.state_dict())
@@ -377,14 +260,17 @@ class MTL(Recommender):
                 self.net.load_state_dict(best_state)
         self.net.eval()
         cat = lambda v: np.unique(np.concatenate([np.empty(0, np.int64), *v]))  # noqa: E731
-        self.rows_seen = {"target": cat(seen["target"]), "aux": {d: cat(seen[d]) for d in self._domains}}
+        self.rows_seen = {"target": cat(seen["target"]), "aux": {d: cat(seen[d]) for d in self._aux_domains}}
         weights = (torch.exp(-self.net.log_vars.detach()).tolist() if c.balance == "uncertainty"
-                   else [float(c.target_weight)] + [float(c.aux_weight)] * len(self._domains))
+                   else [float(c.target_weight)] + [float(c.aux_weight)] * len(self._aux_domains))
+        aux_params = sum(p.numel() for n, p in self.net.named_parameters() if n.startswith("aux_"))
         self.fit_info = {
             "epochs": len(history), "best_epoch": best_epoch, "epoch_time_s": round(float(np.mean(times)), 4),
             "fit_time_s": round(time.perf_counter() - t0, 3), "holdout_users": int(len(self._hold_rows)),
             "best_holdout_ndcg": None if best == -np.inf else best, "fit_users": int(len(self._fit_rows)),
-            "loss_weights": dict(zip(["target", *self._domains], weights)), "history": history,
+            "loss_weights": dict(zip(["target", *self._aux_domains], weights)), "history": history,
+            # What the ablation fields did: domains the encoder read, auxiliary tasks and their size.
+            "domains": list(self._domains), "aux_tasks": list(self._aux_domains), "aux_params": int(aux_params),
         }
         return self
 
@@ -395,7 +281,7 @@ class MTL(Recommender):
         with torch.no_grad():
             for s in range(0, len(rows), chunk):
                 r = rows[s:s + chunk]
-                out[s:s + len(r)] = self.net.target_logits(self.net.encode([_bag(m, r) for m in self._inputs])).numpy()
+                out[s:s + len(r)] = self.net.target_logits(self.net.encode([bag(m, r) for m in self._inputs])).numpy()
         return out
 
     def score(self, user_rows: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ from benchmark.report.leaderboard import write_leaderboard
 from benchmark.report.runs import ScenarioRuns, Settings
 from benchmark.report.recipes import TABLE2, TABLE3
 from benchmark.report.readme import render
-from benchmark.report.tables import (T7_METRICS, table1, table4, table5, table6, table7, table7_head_tail, table7_history,
+from benchmark.report.tables import (T7_METRICS, table1, table4, table4b, table5, table6, table7, table7_head_tail, table7_history,
                                      table_cohort, table_cohorts)
 from benchmark.report.transfer import scenario_gains
 
@@ -119,6 +119,7 @@ def build_report(runs_root: Path = paths.RUNS, out_root: Path = paths.RESULTS, p
         tables.append(t1)
         figures.append((relative_figure(t1.frame, fg_dir / f"{t1.stem}.png", t1.title, "Model", semi[s], "K"),
                         f"Table 1 as bars: relative improvement over Popularity at K=3 and 5 ({s})."))
+        tables.append(table4b(sr, two, semi[s]))
         if two:
             t2 = table_cohort(sr, 2, TABLE2[0], TABLE2[1], semi[s])
             t3 = table_cohort(sr, 3, TABLE3[0], TABLE3[1], semi[s])

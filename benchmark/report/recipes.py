@@ -21,6 +21,11 @@ TABLE3 = ("map2t-music_podcast", [REFERENCE, "collopop-podcast"])
 CHAINS = {"music": ["map2t-music", "map2t-music-book", "map2t-music-book-podcast"],
           "podcast": ["map2t-podcast", "map2t-podcast-book", "map2t-music-book-podcast"]}
 CHAIN_PREFIX = "map2t-"  # stripped from keys to name a chain's steps
+# Table 4b: the multi-task model's ablations against the full MTL (the Spotify summary's claim:
+# ancillary objectives and feature groups carry cold-start performance). The per-modality
+# rows exist only where the scenario has a second source modality.
+MTL_FULL = "mtl"
+MTL_ABLATIONS = {"all": ["mtl-noaux"], "two_sources": ["mtl-music", "mtl-podcast"]}
 # Table 5: (concatenation, gated) fusion.
 FUSION = ("map2t-concat", "map2t-full")
 
