@@ -22,7 +22,7 @@ from benchmark.data.loaders import LoaderError
 SOURCES = ("apple-podcast-reviews, apple-podcast-subs, audible-catalog, bookcrossing-subset, ciao-tang, douban-gadtcdr, "
            "epinions-tang, goodbooks-10k, lastfm-hetrec2k, librivox-catalog")
 SCENARIOS = ("['ciao-m2b', 'ciao-me2b', 'douban-m2b', 'epinions-m2b', 'epinions-mm2b', 'epinions-mv2b', "
-             "'mpa-linked-rho0', 'mpa-linked-rho1']")
+             "'mpa-linked-rho0', 'mpa-linked-rho05', 'mpa-linked-rho1']")
 
 
 def cdr(*args: str):

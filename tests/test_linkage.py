@@ -1,4 +1,4 @@
-"""The semi-synthetic linkage: lexicon, copula pairing, and the mpa-linked builder.
+"""The semi-synthetic linkage: lexicon, multi-axis copula pairing, and the mpa-linked builder.
 
 The central claim is tested against a permutation null derived from the data, never
 a fixed tolerance: at rho = 0 the agreement of a composite user's per-domain tastes
@@ -17,7 +17,7 @@ import pytest
 from scipy.stats import rankdata
 
 from benchmark.config.params import LinkedScenario, ProtocolParams
-from benchmark.scenarios import build_scenario, linking
+from benchmark.scenarios import build_scenario, linked, linking
 
 PROTOCOL = ProtocolParams(k=3, seeds=[0], valid_share=0.1)
 SPEC = {"builder": "linked", "rho": 0.0, "podcast_share": 0.5, "positive_threshold": 7, "min_support": 1, "seed": 0, "min_book_positives": 3}
@@ -28,22 +28,21 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def null_quantiles(x: np.ndarray, y: np.ndarray, qs: list[float], n_perm: int = 2000) -> np.ndarray:
-    """Quantiles of Spearman's correlation under random re-pairing of x and y."""
-    rx, ry = rankdata(x), rankdata(y)
-    rx = (rx - rx.mean()) / rx.std()
+    """Quantiles of the coupling (:func:`linking.coupling`, mean per-axis correlation of
+    paired rows) under random re-pairing of the rows of x and y."""
     rng = np.random.default_rng(12345)
-    perm = np.stack([ry[rng.permutation(len(ry))] for _ in range(n_perm)])
-    perm = (perm - perm.mean(axis=1, keepdims=True)) / perm.std(axis=1, keepdims=True)
-    return np.quantile(perm @ rx / len(rx), qs)
+    null = [linking.coupling(x, y[rng.permutation(len(y))]) for _ in range(n_perm)]
+    return np.quantile(null, qs)
 
 
 def assert_null_and_positive_control(x0, y0, x1, y1, what: str) -> None:
-    lo, hi, top = null_quantiles(x0, y0, [0.005, 0.995, 0.999])
-    r0 = spearman(x0, y0)
-    assert lo <= r0 <= hi, f"{what}: rho=0 agreement {r0:.3f} outside the null's central 99% [{lo:.3f}, {hi:.3f}]"
+    """x*, y*: paired rows (composite users) x linking axes (or 1-D, one axis)."""
+    lo, hi = null_quantiles(x0, y0, [0.005, 0.995])
+    r0 = linking.coupling(x0, y0)
+    assert lo <= r0 <= hi, f"{what}: rho=0 coupling {r0:.3f} outside the null's central 99% [{lo:.3f}, {hi:.3f}]"
     top1 = null_quantiles(x1, y1, [0.999])[0]
-    r1 = spearman(x1, y1)
-    assert r1 > top1, f"{what}: rho=1 agreement {r1:.3f} not above the null's 99.9th percentile {top1:.3f}"
+    r1 = linking.coupling(x1, y1)
+    assert r1 > top1, f"{what}: rho=1 coupling {r1:.3f} not above the null's 99.9th percentile {top1:.3f}"
 
 
 # ---------------------------------------------------------------- unit pieces
@@ -69,10 +68,43 @@ def test_copula_pair_on_synthetic_axes():
     x = a.to_numpy()
     y = {rho: p.reindex(m.to_numpy()).to_numpy() for rho, m in pairs.items()}
     assert_null_and_positive_control(x, y[0.0], x, y[1.0], "synthetic")
-    assert spearman(x, y[1.0]) == pytest.approx(1.0)  # no ties: exact rank match
+    assert spearman(x, y[1.0]) == pytest.approx(1.0)  # one axis, no ties: the optimal assignment is the rank match
     assert spearman(x, y[0.0]) < spearman(x, y[0.5]) < spearman(x, y[1.0])
     with pytest.raises(ValueError, match="partner"):
         linking.copula_pair(p, a, 0.0, 0, 1)
+
+
+def test_copula_pair_multi_axis_and_blocks(monkeypatch):
+    rng = np.random.default_rng(3)
+    cols = ["x", "y", "z"]
+    a = pd.DataFrame(rng.standard_normal((400, 3)), columns=cols, index=[f"a{i}" for i in range(400)])
+    p = pd.DataFrame(rng.standard_normal((600, 3)), columns=cols, index=[f"p{i}" for i in range(600)])
+    full = {rho: linking.copula_pair(a, p, rho, seed=0, stream=1) for rho in (0.0, 0.5, 1.0)}
+    c = {rho: linking.coupling(a.to_numpy(), p.loc[m.to_numpy()].to_numpy()) for rho, m in full.items()}
+    assert abs(c[0.0]) < 0.1 < c[0.5] < c[1.0] and c[1.0] > 0.9
+    monkeypatch.setattr(linking, "BLOCK", 64)  # forces recursive median splits
+    blocked = linking.copula_pair(a, p, 1.0, seed=0, stream=1)
+    assert blocked.is_unique and set(blocked) == set(full[1.0])
+    assert linking.coupling(a.to_numpy(), p.loc[blocked.to_numpy()].to_numpy()) > 0.8
+    with pytest.raises(ValueError, match="axes"):
+        linking.copula_pair(a, p[["y", "x", "z"]], 1.0, 0, 1)
+
+
+def test_axis_scores_normal_scores_per_domain():
+    users = pd.Index(["u1", "u2", "u3", "u4"])
+    prof = pd.DataFrame(0.0, index=["u1", "u2", "u3"], columns=list(linking.THEME_NAMES))
+    prof.loc["u1", "dark_gothic_horror"] = 3.0
+    prof.loc["u2", ["dark_gothic_horror", "knowledge_business"]] = 1.0
+    prof.loc["u3", "knowledge_business"] = 2.0  # themed, but on no linking theme
+    ms = pd.Series([1.0, 2.0, 3.0, 4.0], index=users)
+    ax = linking.axis_scores(users, prof, ms)
+    assert list(ax.columns) == [*linking.AXES, "evidence"]
+    assert ax.loc["u1", "dark_gothic_horror"] > ax.loc["u2", "dark_gothic_horror"] > ax.loc["u3", "dark_gothic_horror"]
+    assert ax.loc["u3", "dark_gothic_horror"] == ax.loc["u4", "dark_gothic_horror"]  # tied at share 0
+    assert ax["evidence"].tolist() == [3.0, 2.0, 2.0, 0.0]
+    assert ax["mainstream"].is_monotonic_increasing and abs(ax["mainstream"].mean()) < 1e-12
+    with pytest.raises(ValueError, match="mainstreamness"):
+        linking.axis_scores(pd.Index(["u1", "zz"]), prof, ms)
 
 
 # ---------------------------------------------------------------- fixture prepared data
@@ -193,6 +225,23 @@ def test_cohorts_evaluability_and_card(built):
         assert tag not in texts, "tags are the linking space and must never reach item text"
 
 
+def test_book_pool_needs_a_themed_positive(built):
+    """Every linked reader has a positive on a themed book (a place in the linking space);
+    the card documents the axes and the pool rule."""
+    root = built["root"] / "prepared"
+    raw = pd.read_parquet(root / "bookcrossing-subset" / "interactions.parquet")
+    h = linked.load_histories(LinkedScenario(**SPEC).model_dump(), root)
+    themed = set(linking.item_theme_matrix(h["book"][2]).index)
+    liked_themed = set(raw.loc[(raw["value"] >= SPEC["positive_threshold"]) & raw["item"].isin(themed), "user"])
+    lk = _linkage(built[1.0])
+    books = lk[lk["domain"] == "book"]
+    assert set(books["source_user"]) <= liked_themed and (books["evidence"] > 0).all()
+    card = json.loads((Path(built[1.0]["card_dir"]) / "card.json").read_text())
+    assert card["linkage"]["axes"] == linking.AXIS_DOC
+    assert f">= {linked.MIN_BOOK_THEMED_POSITIVES} of them on a themed book" in card["linkage"]["pools"]
+    assert card["linkage"]["coupling_music_book"] > 0.3
+
+
 def test_rho_changes_only_the_pairing(built):
     l0, l1 = _linkage(built[0.0]), _linkage(built[1.0])
     for dom in ("music", "podcast", "book"):
@@ -204,8 +253,11 @@ def test_rho_changes_only_the_pairing(built):
 
 
 def _axes(lk: pd.DataFrame, dom: str) -> tuple[np.ndarray, np.ndarray]:
-    w = lk.pivot(index="user", columns="domain", values="axis").dropna(subset=[dom])
-    return w["music"].to_numpy(), w[dom].to_numpy()
+    """Music and ``dom`` linking axes (composite users with a ``dom`` history x axes)."""
+    cols = list(linking.AXES)
+    o = lk[lk["domain"] == dom].set_index("user")
+    m = lk[lk["domain"] == "music"].set_index("user").reindex(o.index)
+    return m[cols].to_numpy(), o[cols].to_numpy()
 
 
 @pytest.mark.parametrize("dom", ["book", "podcast"])

@@ -34,3 +34,4 @@ ORDERING_TOP = {"linked": "map2t-full", "real": "map2t-music"}  # ordering: top 
 ORDERING_MIDDLE = "collopop-artist"
 PODCAST_STEP = ("map2t-music-book-podcast", "map2t-music-book")  # adding the second modality
 IMPUTED = "map2t-imputed_p"
+POSITIVE_CONTROL = ("collopop-artist", "userknn")  # source-history models the rho = 1 control must lift (DESIGN 3)

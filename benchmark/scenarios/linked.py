@@ -6,13 +6,14 @@ history and, for a seeded ``podcast_share`` of them, one Apple podcast reviewer'
 reviews. Every per-domain history is one real person's, unmodified; only who is put
 together with whom is synthetic, and that is controlled by ``rho``
 (:mod:`benchmark.scenarios.linking`): rho = 0 is the null control (independent
-join), rho = 1 the positive control (matched by rank on the linking axis).
+join), rho = 1 the positive control (partners nearest in the multi-axis theme space).
 
 Pools (documented on the card): all Last.fm users are anchors (one composite user
 each); Book-Crossing readers with >= ``min_book_positives`` explicit ratings >=
 ``positive_threshold`` (ratings of 0 are implicit and dropped), so every composite
-user has a meaningful target; podcast reviewers with >= ``min_podcast_reviews``
-reviews (most have exactly one).
+user has a meaningful target, of which >= MIN_BOOK_THEMED_POSITIVES is on a book a
+catalog tags with a theme, so every reader has a place in the linking space; podcast
+reviewers with >= ``min_podcast_reviews`` reviews (most have exactly one).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from benchmark.scenarios.export import Built, finalize_interactions, items_table
 
 BOILERPLATE_MIN_ITEMS = 3  # a description shared verbatim by this many catalog items is boilerplate
 STREAM = {"book": 11, "podcast": 12, "podcast_members": 13}
+MIN_BOOK_THEMED_POSITIVES = 1  # book pool: positive ratings on a themed (catalog-tagged) book
 
 
 # ---------------------------------------------------------------- catalog matching
@@ -153,47 +155,61 @@ def load_histories(spec: dict, prepared_root: Path) -> dict:
 
 
 def pools_and_axes(h: dict, spec: dict) -> dict[str, pd.DataFrame]:
-    """Eligible histories per domain with their linking-axis values (see linking)."""
+    """Eligible histories per domain with their linking-axis values (see linking).
+
+    A book history's theme profile counts its positive ratings only (what the reader
+    liked, i.e. the target the models must predict), and a reader needs at least
+    MIN_BOOK_THEMED_POSITIVES of them on a themed book: without one, the history has
+    no place in the linking space and would be joined at random even at rho = 1.
+    """
     s = spec
     thr = float(s["positive_threshold"])
     inter = {d: h[d][0] for d in ("music", "podcast", "book")}
+    pos = inter["book"][inter["book"]["value"] >= thr]
+    themes = {d: linking.item_theme_matrix(h[d][2]) for d in ("music", "podcast", "book")}
+    themed_pos = pos[pos["item"].isin(themes["book"].index)].groupby("user")["item"].nunique()
+    book_pool = pos.groupby("user").size().loc[lambda n: n >= int(s["min_book_positives"])].index
     pool = {
         "music": pd.Index(np.sort(inter["music"]["user"].unique())),
         "podcast": inter["podcast"].groupby("user").size().loc[lambda n: n >= int(s["min_podcast_reviews"])].index.sort_values(),
-        "book": inter["book"][inter["book"]["value"] >= thr].groupby("user").size().loc[lambda n: n >= int(s["min_book_positives"])].index.sort_values(),
+        "book": book_pool[themed_pos.reindex(book_pool).fillna(0).to_numpy() >= MIN_BOOK_THEMED_POSITIVES].sort_values(),
     }
     axes = {}
     for d in ("music", "podcast", "book"):
-        prof = linking.history_profiles(inter[d][["user", "item", "weight"]], linking.item_theme_matrix(h[d][2]))
+        prof = linking.history_profiles((pos if d == "book" else inter[d])[["user", "item", "weight"]], themes[d])
         axes[d] = linking.axis_scores(pool[d], prof, linking.mainstreamness(inter[d]))
     return axes
 
 
 def link(axes: dict[str, pd.DataFrame], rho: float, podcast_share: float, seed: int) -> pd.DataFrame:
-    """Linkage table (user, domain, source_user, axis, basis): one row per composite
-    user and domain. Composite ids ``u0000``... follow the sorted Last.fm user ids."""
+    """Linkage table (user, domain, source_user, evidence, one column per linking axis):
+    one row per composite user and domain. Composite ids ``u0000``... follow the sorted
+    Last.fm user ids."""
     if not 0.0 <= podcast_share <= 1.0:
         raise ValueError(f"podcast_share must be in [0, 1], got {podcast_share}")
+    cols = list(linking.AXES)
     music = axes["music"]
     order = sorted(music.index, key=lambda u: (len(u), u))  # numeric-looking ids in numeric order
     cid = pd.Series([f"u{j:04d}" for j in range(len(order))], index=order)
-    z_m = music["z"].reindex(order)
-    book_of = linking.copula_pair(z_m, axes["book"]["z"], rho, seed, STREAM["book"])
+    z_m = music[cols].reindex(order)
+    book_of = linking.copula_pair(z_m, axes["book"][cols], rho, seed, STREAM["book"])
     n_p = int(round(podcast_share * len(order)))
     members = np.sort(np.random.default_rng([seed, STREAM["podcast_members"]]).choice(len(order), size=n_p, replace=False))
-    pod_of = linking.copula_pair(z_m.iloc[members], axes["podcast"]["z"], rho, seed, STREAM["podcast"]) if n_p else pd.Series(dtype=object)
+    pod_of = linking.copula_pair(z_m.iloc[members], axes["podcast"][cols], rho, seed, STREAM["podcast"]) if n_p else pd.Series(dtype=object)
     rows = []
     for dom, mapping in (("music", pd.Series(order, index=order)), ("book", book_of), ("podcast", pod_of)):
-        ax = axes[dom]
         src = mapping.to_numpy()
-        rows.append(pd.DataFrame({"user": cid.reindex(mapping.index).to_numpy(), "domain": dom, "source_user": src, "axis": ax["z"].reindex(src).to_numpy(), "basis": ax["basis"].reindex(src).to_numpy()}))
+        ax = axes[dom].reindex(src)
+        rows.append(pd.DataFrame({"user": cid.reindex(mapping.index).to_numpy(), "domain": dom, "source_user": src, "evidence": ax["evidence"].to_numpy(), **{c: ax[c].to_numpy() for c in cols}}))
     return pd.concat(rows, ignore_index=True).sort_values(["user", "domain"], kind="mergesort").reset_index(drop=True)
 
 
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(x, y).statistic) if len(x) > 2 else float("nan")
+def coupling_by_axis(lk: pd.DataFrame, dom: str) -> dict[str, float]:
+    """Pearson correlation, per axis, between composite users' music and ``dom`` axes."""
+    m = lk[lk["domain"] == "music"].set_index("user")
+    o = lk[lk["domain"] == dom].set_index("user")
+    m = m.reindex(o.index)
+    return {c: round(linking.coupling(m[c].to_numpy(), o[c].to_numpy()), 4) for c in linking.AXES} if len(o) > 2 else {}
 
 
 # ---------------------------------------------------------------- the builder
@@ -216,12 +232,12 @@ def build_linked(name: str, spec: dict, prepared_root: Path) -> Built:
     items = items_table(inter, {d: h[d][1] for d in ("music", "podcast", "book")})
     evaluable = set(inter.loc[(inter["domain"] == TARGET) & inter["positive"], "user"]) & set(inter.loc[inter["domain"] == "music", "user"])
 
-    wide = lk.pivot(index="user", columns="domain", values="axis")
-    mp = wide.dropna(subset=["podcast"]) if "podcast" in wide else wide.iloc[:0]
+    cb = {d: coupling_by_axis(lk, d) for d in ("book", "podcast")}
     linkage_note = {
-        "method": "Gaussian copula on one linking axis: anchors (Last.fm users) sorted by rho*z + sqrt(1-rho^2)*noise matched to partner histories sorted by z",
-        "linking_space": "coarse genre/theme lexicon over tags (Last.fm artist tags, Apple podcast genres, book catalog genres matched by ISBN or title+author); disjoint from the models' feature space (MiniLM title embeddings, collaborative embeddings); tags never enter item text",
-        "axis": linking.AXIS_DOC,
+        "method": f"Gaussian copula on {len(linking.AXES)} linking axes: per axis latent t = rho*z_anchor + sqrt(1-rho^2)*noise; anchors (Last.fm users) assigned one-to-one to partner histories by minimum total squared distance between t and the partners' z (linear_sum_assignment in blocks of <= {linking.BLOCK})",
+        "linking_space": "coarse genre/theme lexicon over tags (Last.fm artist tags, Apple podcast genres, book catalog genres matched by ISBN or title+author) plus mainstreamness; disjoint from the models' feature space: tags never enter item text (the text tower reads title, author and description) nor any interaction matrix the models are fitted on; a catalog description can still name a genre its tags name, so the features are disjoint but not unrelated",
+        "axes": linking.AXIS_DOC,
+        "profiles": "music: artists weighted by log(1+plays); book: positively rated books only; podcast: reviewed podcasts",
         "themes": ", ".join(linking.THEME_NAMES),
         "rho": float(s["rho"]),
         "seed": int(s["seed"]),
@@ -229,11 +245,13 @@ def build_linked(name: str, spec: dict, prepared_root: Path) -> Built:
         "min_book_positives": int(s["min_book_positives"]),
         "min_podcast_reviews": int(s["min_podcast_reviews"]),
         "shared_across_rho": "with the same seed, the chosen book/podcast histories and the podcast cohort are identical for every rho; only the pairing changes",
-        "pools": f"music: all {len(axes['music'])} Last.fm users; book: {len(axes['book'])} Book-Crossing readers with >= {s['min_book_positives']} ratings >= {thr:g}; podcast: {len(axes['podcast'])} reviewers with >= {s['min_podcast_reviews']} review(s)",
-        "basis_themes_share": {d: round(float((axes[d]["basis"] == "themes").mean()), 4) for d in axes},
-        "spearman_music_book_axis": round(_spearman(wide["music"].to_numpy(), wide["book"].to_numpy()), 4),
-        "spearman_music_podcast_axis": round(_spearman(mp["music"].to_numpy(), mp["podcast"].to_numpy()), 4) if len(mp) else None,
-        "audit_file": "linkage.parquet (user, domain, source_user, axis, basis)",
+        "pools": f"music: all {len(axes['music'])} Last.fm users; book: {len(axes['book'])} Book-Crossing readers with >= {s['min_book_positives']} ratings >= {thr:g}, >= {MIN_BOOK_THEMED_POSITIVES} of them on a themed book; podcast: {len(axes['podcast'])} reviewers with >= {s['min_podcast_reviews']} review(s)",
+        "themed_share": {d: round(float((axes[d]["evidence"] > 0).mean()), 4) for d in axes},
+        "coupling_music_book": round(float(np.mean(list(cb["book"].values()))), 4) if cb["book"] else None,
+        "coupling_music_podcast": round(float(np.mean(list(cb["podcast"].values()))), 4) if cb["podcast"] else None,
+        "coupling_music_book_by_axis": cb["book"],
+        "coupling_definition": "Pearson correlation of a composite user's music and partner axis values, per axis, averaged over axes (0 for a random join)",
+        "audit_file": "linkage.parquet (user, domain, source_user, evidence, one column per axis)",
     }
     filters = {
         "book_implicit_ratings_dropped": h["counts"]["book_implicit_ratings_dropped"],
