@@ -54,7 +54,8 @@ PODCAST_PRETRAIN = ("cosubs", "svd")  # meta notes.podcast_pretrain; absent = "c
 
 def podcast_pretrain(meta: dict) -> str:
     """How the scenario asks for its podcast role to be embedded (``cosubs`` unless its notes say ``svd``)."""
-    choice = (meta.get("notes") or {}).get("podcast_pretrain", "cosubs")
+    notes = meta.get("notes")
+    choice = notes.get("podcast_pretrain", "cosubs") if isinstance(notes, dict) else "cosubs"  # free-text notes: the default
     if choice not in PODCAST_PRETRAIN:
         raise ValueError(f"scenario meta notes.podcast_pretrain is {choice!r}; expected one of {PODCAST_PRETRAIN}")
     return choice
