@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from benchmark.config import paths
+from benchmark.scenarios.twin import REAL_BUILDERS
 from benchmark.config.params import load_params
 from benchmark.config.specs import discover, load_spec
 from benchmark.evaluation.records import REQUIRED_KEYS, config_hash
@@ -122,7 +123,7 @@ def test_scored_submissions_score_only_test_users(name):
 
 # ---------------------------------------------------------------- null-twin runs (results/twins)
 
-REAL = [n for n, s in PARAMS.scenarios.items() if s.builder == "real"]
+REAL = [n for n, s in PARAMS.scenarios.items() if s.builder in REAL_BUILDERS]  # real people: real and multi
 LINKED = [n for n in SCENARIOS if n not in REAL]
 
 
