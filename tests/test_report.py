@@ -293,6 +293,8 @@ def test_multi_source_real_scenario_gets_the_cohort_tables_and_a_twin(tmp_path):
     cohorts = (out / "tables" / "table_cohorts_fake-multi.md").read_text()
     assert "**m&p**" in cohorts and "MAP-2T(full)" in cohorts and "SEMI-SYNTHETIC" not in cohorts
     assert "the second source modality" in cohorts and "Movies (category 3)" in cohorts
+    board_md = (out / "leaderboard" / "fake-multi.md").read_text()
+    assert "ColloPop-Podcast [podcast = Movies]" in board_md  # the role's name says what it holds here
     csv = pd.read_csv(out / "tables" / "table_cohorts_fake-multi.csv")
     mp = csv[(csv["cohort"] == "m&p") & (csv["model"] == "map2t-full") & (csv["metric"] == "NDCG@10")]
     assert len(mp) == 1 and mp["rel_pct"].iloc[0] > 0  # skill 0.8 against Popularity

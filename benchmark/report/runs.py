@@ -138,7 +138,13 @@ class ScenarioRuns:
         return {k: rec[k] for k in rec.index}
 
     def name(self, model: str) -> str:
-        return display_name(model, self.info(model)) if self.has(model) else display_name(model)
+        """Display name; on a scenario whose second modality is not podcasts, a name that says
+        "podcast" (the role) also says what the role holds here, e.g. "ColloPop-Podcast [podcast = Movies]"."""
+        name = display_name(model, self.info(model)) if self.has(model) else display_name(model)
+        second = self.second_modality()
+        if second and "podcast" in name.lower() and "podcast" not in second.lower():
+            name += f" [podcast = {second.split(' (')[0]}]"
+        return name
 
     def second_modality(self) -> str | None:
         """The real name of the second source modality (the schema's "podcast" role), if the scenario says.
