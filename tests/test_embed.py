@@ -70,6 +70,9 @@ def test_second_run_encodes_nothing_and_never_loads_the_model(tmp_path, monkeypa
     info2 = embed.embed_scenario(sc, tmp_path / "out2", cache_dir=tmp_path / "cache")
     assert info2["n_encoded"] == 0 and info2["n_from_cache"] == 3
     assert (tmp_path / "out1" / "items.parquet").read_bytes() == (tmp_path / "out2" / "items.parquet").read_bytes()
+    # info.json holds neither wall time nor cache hits (either would change the stage's DVC hash
+    # between a cold and a warm build of the same vectors): byte-identical
+    assert (tmp_path / "out1" / "info.json").read_bytes() == (tmp_path / "out2" / "info.json").read_bytes()
 
 
 def test_changed_text_is_the_only_one_re_encoded(tmp_path):

@@ -145,7 +145,8 @@ def test_same_seed_same_bytes(tmp_path):
     podcast_scenario(tmp_path / "sc", prepared, COSUBS)
     for out in ("o1", "o2"):
         pretrain_scenario(tmp_path / "sc", tmp_path / out, dim=8, seed=3, prepared_root=prepared)
-    for f in ("music.parquet", "podcast.parquet"):
+    # info.json too: no wall time in an output, or DVC would see a new hash on every rebuild
+    for f in ("music.parquet", "podcast.parquet", "info.json"):
         assert (tmp_path / "o1" / f).read_bytes() == (tmp_path / "o2" / f).read_bytes()
 
 
@@ -168,3 +169,4 @@ def test_podcast_role_of_another_modality_gets_the_plain_svd(tmp_path):
     (tmp_path / "sc" / "meta.json").write_text(json.dumps({**meta, "notes": {"podcast_pretrain": "graph"}}))
     with pytest.raises(ValueError, match="podcast_pretrain"):
         pretrain_scenario(tmp_path / "sc", tmp_path / "o4", dim=4, prepared_root=tmp_path / "prepared")
+
