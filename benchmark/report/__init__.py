@@ -30,8 +30,8 @@ from benchmark.report.leaderboard import write_leaderboard
 from benchmark.report.runs import ScenarioRuns, Settings
 from benchmark.report.recipes import TABLE2, TABLE3
 from benchmark.report.readme import render
-from benchmark.report.tables import (T7_METRICS, table1, table4, table4b, table5, table6, table7, table7_head_tail, table7_history,
-                                     table_cohort, table_cohorts)
+from benchmark.report.replication import table6, table7, table7_head_tail, table7_history
+from benchmark.report.tables import T7_METRICS, table1, table4, table4b, table5, table_cohort, table_cohorts
 from benchmark.report.transfer import scenario_gains
 
 __all__ = ["build_report", "scenario_plan", "figure_paths"]
