@@ -9,7 +9,9 @@ validation scoring). This sums them per scenario, per model and per phase (tunin
 trials, final fits, scoring, null-twin fits) and lists the ten largest costs. Seconds
 are per worker: the stage runs two workers side by side on this machine, so a stage's
 wall time is about half the sum plus Ray's overhead. Trials reused by folds outside
-``tune_folds`` are counted once (on the fold that ran them).
+``tune_folds`` are counted once (on the fold that ran them), and so is a fit shared by two
+rows (a "+Pop" row derived from its base's fit, ``fit_info.fit_shared_with``): the row
+that derived it counts only the blend choice on top of the shared fit.
 
 Writes ``profile.csv`` (one row per scenario x model) and ``profile.md``.
 """
@@ -30,11 +32,17 @@ def _rows(root: Path, twin: bool) -> list[dict]:
         tuning = r.get("tuning") or {}
         own = tuning.get("tuned_on") == [r["seed"], r["fold"]] and not tuning.get("inherited_from")
         trials = tuning.get("trials") or [] if own and not twin else []
+        fit_s = float(r.get("fit_time_s") or 0.0)
+        base = r.get("fit_info", {}).get("fit_shared_with")
+        if base:  # the shared fit is the base record's; this row only added its blend choice
+            base_rec = rec.parents[1].parent / base / rec.parent.name / "record.json"
+            if base_rec.is_file():
+                fit_s = max(0.0, fit_s - float(json.loads(base_rec.read_text()).get("fit_time_s") or 0.0))
         out.append({
             "scenario": r["scenario"] if not twin else r.get("null_twin", {}).get("of", r["scenario"]),
             "model": r["model"], "twin": twin,
             "tuning_s": sum(float(t.get("seconds") or 0.0) for t in trials), "n_trials": len(trials),
-            "fit_s": float(r.get("fit_time_s") or 0.0), "score_s": float(r.get("score_time_s") or 0.0),
+            "fit_s": fit_s, "score_s": float(r.get("score_time_s") or 0.0),
         })
     return out
 

@@ -23,6 +23,7 @@ from benchmark.scenarios.twin import REAL_BUILDERS
 from benchmark.config.params import load_params
 from benchmark.config.specs import discover, load_spec
 from benchmark.evaluation.records import REQUIRED_KEYS, config_hash
+from benchmark.experiment.tuning import Budget, tuning_source
 from benchmark.scenarios.schema import scenario_hash
 from conftest import load_built
 
@@ -31,6 +32,7 @@ pytestmark = pytest.mark.built
 PARAMS = load_params(paths.PARAMS)
 SCENARIOS = list(PARAMS.scenarios)
 RECORD_KEYS = set(REQUIRED_KEYS) | {"display_name", "setting"}
+BUDGET = Budget.from_params(PARAMS.tuning)
 
 
 def records_of(root: Path, name: str) -> dict[Path, dict]:
@@ -93,7 +95,13 @@ def check_users(name: str, folds: pd.DataFrame, recs: dict[Path, dict]) -> int:
         assert per_user.is_unique, f"{where}: a user scored twice"
         assert not users & others, f"{where}: scores valid/train users of that fold, e.g. {sorted(users & others)[:3]}"
         assert users <= test_users, f"{where}: scores users that are not test users of that fold"
-        assert len(users) == r["n_test_users"] == len(test_users) - r["n_dropped_test"]
+        excluded = r.get("n_excluded_tuning_users", 0)
+        assert len(users) == r["n_test_users"] == len(test_users) - r["n_dropped_test"] - excluded
+        if not r["external"]:  # never scored on the users its configuration was chosen on
+            src = tuning_source(r["seed"], r["fold"], PARAMS.protocol.seeds, BUDGET)
+            s = folds[(folds.seed == src[0]) & (folds.fold == src[1])]
+            tuned_on = users & set(s[s.role == "valid"].user)
+            assert not tuned_on, f"{where}: scores users its tuning fold {src} validated on, e.g. {sorted(tuned_on)[:3]}"
         topk = set(pd.read_parquet(folder / "topk.parquet", columns=["user"]).user)
         assert topk <= users, f"{where}: ranked lists of users without metrics"
         for u in users:  # each user is scored in one fold per (model, seed): their test fold
@@ -119,6 +127,21 @@ def test_scored_submissions_score_only_test_users(name):
     for folder, r in recs.items():
         assert r["external"] is True and r["model"].startswith("external-"), folder
         assert r["scenario_hash"] == scenario_hash(paths.SCENARIOS / name), f"{folder}: scored on another build"
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_pop_rows_of_trained_models_share_their_base_fit(name):
+    """A "+Pop" row fitted with its base (one fit, two rows) carries the base's training exactly."""
+    recs = {(r["model"], r["seed"], r["fold"]): r for r in runs_of(name).values()}
+    shared = [(k, r) for k, r in recs.items() if r["fit_info"].get("fit_shared_with")]
+    trained = {"bpr-pop", "lightgcn-pop", "multivae-pop"} & set(PARAMS.model_keys(discover()))
+    # Only trained models share (ItemKNN/EASE "+Pop" fits hold users out, their base fits do not);
+    # a rider re-run alone (its base's records kept) fits on its own.
+    assert {k[0] for k, _ in shared} <= trained, f"{name}: shared fits {sorted({k[0] for k, _ in shared})}"
+    for (model, seed, fold), r in shared:
+        base = recs[(r["fit_info"]["fit_shared_with"], seed, fold)]
+        for key in ("chosen_epoch", "epochs_run", "holdout_curve", "n_interactions"):
+            assert r["fit_info"][key] == base["fit_info"][key], f"{name} {model} s{seed}_f{fold}: {key} differs from its base"
 
 
 # ---------------------------------------------------------------- null-twin runs (results/twins)

@@ -64,7 +64,8 @@ def test_empty_or_malformed_file(tmp_path, text):
 def test_full_setting_is_the_overlay(tmp_path):
     ci = load_params()
     full = load_params(_write(tmp_path, BASE.replace("setting: ci", "setting: full", 1)))
-    assert (full.protocol.k, full.protocol.seeds, full.tuning.n_trials, full.tuning.tune_folds) == (5, [0, 1, 2], 8, None)
+    assert (full.protocol.k, full.protocol.seeds, full.tuning.n_trials) == (5, [0, 1], 8)
+    assert (full.tuning.tune_folds, full.tuning.tune_seeds, full.twins.folds) == (1, 1, 1)
     # everything the overlay does not name is the base file's; for scenarios it names only the
     # CI user samples of the multi-source ones (deep merge: their other keys are the base file's)
     sampled = {n for n, s in ci.scenarios.items() if getattr(s, "user_sample", None) is not None}

@@ -140,13 +140,14 @@ def test_scenario_stage_writes_a_readable_twin(built):
 # ---------------------------------------------------------------- the typed param
 
 
-def test_twins_folds_is_typed_and_the_settings_differ(tmp_path):
+def test_twins_folds_is_typed_and_read_in_both_settings(tmp_path):
     base = paths.PARAMS.read_text()
     overlay = (paths.ROOT / "params-full.yaml").read_text()
     assert load_params().twins.folds == 1
     (tmp_path / "params-full.yaml").write_text(overlay)
     (tmp_path / "params.yaml").write_text(base.replace("setting: ci", "setting: full", 1))
-    assert load_params(tmp_path / "params.yaml").twins.folds is None
+    full = load_params(tmp_path / "params.yaml")
+    assert full.twins.folds == 1 and len(full.protocol.seeds) == 2  # published: fold 0 of each seed
     head, sep, tail = base.partition("\ntwins:")  # evaluation has a `folds` key too: edit the twins section's
     assert sep and "  folds: 1 " in tail
     (tmp_path / "params.yaml").write_text(head + sep + tail.replace("  folds: 1 ", "  folds: one ", 1))

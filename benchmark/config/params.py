@@ -150,6 +150,10 @@ class TuningParams(_Strict):
     time_budget_s: float = Field(gt=0)  # wall-time cap per (model, fold)
     metric: str = Field(default="NDCG@10", pattern=r"^(P|R|F1|HR|NDCG|MAP)@[1-9][0-9]*$")
     tune_folds: int | None = Field(default=None, ge=1)  # None: every fold is tuned
+    # Seeds (the first n of protocol.seeds) with tuning folds; the others reuse the first
+    # seed's choice. None: every seed. Users a reused choice was tuned on are never test
+    # users where it is reused (benchmark/experiment/tuning.py, tuning_source).
+    tune_seeds: int | None = Field(default=None, ge=1)
     address: str | None = None  # Ray cluster address; None = local
 
 

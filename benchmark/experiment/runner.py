@@ -38,9 +38,9 @@ from benchmark.evaluation.collapse import collapse_stats
 from benchmark.evaluation.evaluate import evaluate_model
 from benchmark.evaluation.records import config_hash, provenance, topk_frame, write_run
 from benchmark.experiment import registry, reuse
-from benchmark.experiment.tuning import Budget, ensure_ray, tune_models
+from benchmark.experiment.tuning import Budget, ensure_ray, tune_models, tuning_source
 from benchmark.features.vectors import attach_features
-from benchmark.scenarios.protocol import TrainView, build_fold, load_scenario, restrict_training
+from benchmark.scenarios.protocol import build_fold, load_scenario, restrict_training, without_test_users
 from benchmark.scenarios.schema import scenario_hash
 from benchmark.scenarios.twin import REAL_BUILDERS, TWIN_DIR
 
@@ -111,7 +111,10 @@ def run_scenario(
             tables["interactions"], tables["users"], tables["folds"], tables["items"], meta, seed, fold, ctx.min_support,
         )
         folds[(seed, fold)] = (attach_features(view, Path(pretrain_root) / scenario, Path(embed_root) / scenario), truth)
+    tuning_users = _tuning_users(folds, ctx.budget)
+    folds = {k: _exclude(pair, tuning_users.get(k)) for k, pair in folds.items()}
     twin_ctx, twin_folds = _twin_folds(scenario, folder, params, ctx, sorted(folds), pretrain_root, embed_root, twins_root)
+    twin_folds = {k: _exclude(pair, tuning_users.get(k)) for k, pair in twin_folds.items()}
     # Incremental: a model whose every record (real and twin) still has the key it would get
     # now is kept as it is (benchmark/experiment/reuse.py); the others are tuned and run.
     slots = [("real", s, f) for s, f in sorted(folds)] + [("twin", s, f) for s, f in sorted(twin_folds)]
@@ -130,30 +133,79 @@ def run_scenario(
                 tuned.setdefault((k, seed, fold), {x: v for x, v in r["tuning"].items() if x != "inherited_from"})
     refs.update({("twin", *key): ray.put(pair) for key, pair in twin_folds.items()})
     remote = ray.remote(num_cpus=1)(fit_and_evaluate)
+    riders = _shared_fits(todo)  # "+Pop" rows of trained models: one fit serves both rows
     pending = {}
     # Real runs first, then the twins, each twin run with its real run's tuned configuration.
     for kind, these, run_ctx in (("real", folds, ctx), ("twin", twin_folds, twin_ctx)):
         for (seed, fold) in sorted(these):
             for spec in todo:
-                tuning = tuned[(spec.tune_from or spec.key, seed, fold)]
-                if spec.tune_from:
-                    tuning = dict(tuning, inherited_from=spec.tune_from)
+                if any(spec in rs for rs in riders.values()):
+                    continue  # fitted with its base below
+                jobs = []
+                for s in [spec, *riders.get(spec.key, [])]:
+                    tuning = tuned[(s.tune_from or s.key, seed, fold)]
+                    if s.tune_from:
+                        tuning = dict(tuning, inherited_from=s.tune_from)
+                    jobs.append((s, tuning, keys_now[(s.key, kind, seed, fold)]))
                 key = (seed, fold) if kind == "real" else ("twin", seed, fold)
-                ref = remote.remote(spec, refs[key], tuning["chosen_config"], seed, ctx.ks)
-                pending[ref] = (spec, these[(seed, fold)], seed, fold, tuning, run_ctx, keys_now[(spec.key, kind, seed, fold)])
+                ref = remote.remote(spec, refs[key], jobs[0][1]["chosen_config"], seed, ctx.ks,
+                                    [(s, t["chosen_config"]) for s, t, _ in jobs[1:]])
+                pending[ref] = (jobs, these[(seed, fold)], seed, fold, run_ctx)
     for root in (Path(runs_root), Path(twins_root)):
         out_root = root / scenario
         if out_root.exists() and not only:
             _prune(out_root, kept)  # the stage output holds exactly this plan's records, kept or new
     (Path(twins_root) / scenario).mkdir(parents=True, exist_ok=True)  # the stage's out, even when empty
     records = [r for recs in kept.values() for r in recs.values()]
-    with tqdm(total=len(pending), desc=f"{scenario} fit+evaluate", unit="run") as bar:
+    with tqdm(total=sum(len(p[0]) for p in pending.values()), desc=f"{scenario} fit+evaluate", unit="run") as bar:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
-            spec, pair, seed, fold, tuning, run_ctx, rk = pending.pop(done[0])
-            records.append(_write_record(spec, pair, tuning, seed, fold, ray.get(done[0]), run_ctx, rk))
-            bar.update(1)
+            jobs, pair, seed, fold, run_ctx = pending.pop(done[0])
+            results = ray.get(done[0])
+            for (spec, tuning, rk), res in zip(jobs, [results, *results.pop("riders", [])]):
+                records.append(_write_record(spec, pair, tuning, seed, fold, res, run_ctx, rk))
+                bar.update(1)
     return records
+
+
+def _shared_fits(specs: list[ModelSpec]) -> dict[str, list[ModelSpec]]:
+    """``{base key: [rider specs]}``: rows whose fit is their ``tune_from`` base's fit.
+
+    A rider inherits its base's tuned configuration, so the two differ only in their specs'
+    fixed configs; the model class decides whether that difference is after the fit
+    (:meth:`benchmark.models.base.Recommender.shares_fit`). Only pairs that are both to be
+    run share; a rider whose base's records are kept fits on its own.
+    """
+    by_key = {s.key: s for s in specs}
+    out: dict[str, list[ModelSpec]] = {}
+    for s in specs:
+        base = by_key.get(s.tune_from) if s.tune_from else None
+        if base is None or base.cls != s.cls or base.train_cohort != s.train_cohort or base.tune_from:
+            continue
+        klass = registry.model_class(s.cls)
+        if klass.shares_fit(registry.build(base).config, registry.build(s).config):
+            out.setdefault(base.key, []).append(s)
+    return out
+
+
+def _tuning_users(folds: dict, budget: Budget) -> dict[tuple[int, int], np.ndarray]:
+    """Per (seed, fold) that reuses another fold's tuning: the user ids that tuning was chosen on."""
+    seeds = sorted({s for s, _ in folds})
+    out = {}
+    for key in folds:
+        src = tuning_source(*key, seeds, budget)
+        if src == key:
+            continue
+        if src not in folds:
+            raise ValueError(f"fold {key} reuses the tuning of fold {src}, which this plan does not build "
+                             "(evaluation.folds smaller than the tuning folds?)")
+        view = folds[src][0]
+        out[key] = np.asarray(view.users[view.valid_users], dtype=str)
+    return out
+
+
+def _exclude(pair: tuple, users) -> tuple:
+    return pair if users is None else without_test_users(*pair, users)
 
 
 def _run_keys(specs: list[ModelSpec], slots: list[tuple], scenario: str, params: Params, ctx: _Context,
@@ -236,10 +288,13 @@ def _twin_folds(scenario: str, folder: Path, params: Params, ctx: _Context, keys
     return tctx, out
 
 
-def fit_and_evaluate(spec: ModelSpec, pair: tuple, overrides: dict, seed: int, ks: list[int]) -> dict:
+def fit_and_evaluate(spec: ModelSpec, pair: tuple, overrides: dict, seed: int, ks: list[int],
+                     riders: list[tuple[ModelSpec, dict]] = ()) -> dict:
     """Fit one model on one fold's training view and evaluate it on the test users.
 
-    Runs in a Ray worker; returns per-user metrics, top-K indices and timings.
+    Runs in a Ray worker; returns per-user metrics, top-K indices and timings. ``riders``:
+    (spec, overrides) of rows derived from this fit (:func:`_shared_fits`); their results,
+    in order, are under ``"riders"``, each with the shared fit's seconds as its fit time.
     """
     # One torch thread per task: two tasks share the 2 cores, and these models are small
     # enough that a second thread costs more in synchronisation than it gains.
@@ -250,6 +305,20 @@ def fit_and_evaluate(spec: ModelSpec, pair: tuple, overrides: dict, seed: int, k
     t0 = time.perf_counter()
     model.fit(train_view)
     fit_s = time.perf_counter() - t0
+    # Derived before the base is scored, so each rider sees the model exactly as fitted.
+    derived = []
+    for rspec, roverrides in riders:
+        t2 = time.perf_counter()
+        rmodel = model.derive(registry.build(rspec, roverrides, seed=seed).config)
+        rmodel.fit_info["fit_shared_with"] = spec.key
+        derived.append((rmodel, fit_s + time.perf_counter() - t2))
+    out = _evaluate(model, view, truth, ks, fit_s, train_view)
+    if derived:
+        out["riders"] = [_evaluate(m, view, truth, ks, s, train_view) for m, s in derived]
+    return out
+
+
+def _evaluate(model, view, truth, ks: list[int], fit_s: float, train_view) -> dict:
     t1 = time.perf_counter()
     per_user, topk = evaluate_model(model, view.test_users, truth.test, ks, view.popularity())
     # Popped: frame attrs are written into the parquet metadata, and an array is not JSON.
@@ -281,6 +350,8 @@ def _write_record(spec: ModelSpec, pair: tuple, tuning: dict, seed: int, fold: i
         "min_support": ctx.min_support, "catalog_size": int(view.n_catalog),
         "n_test_users": int(len(rows)), "n_dropped_test": int(truth.dropped["test"]),
         "n_valid_users": int(len(view.valid_users)), "n_dropped_valid": int(truth.dropped["valid"]),
+        # test users of this fold that chose the configuration on another fold (never scored)
+        "n_excluded_tuning_users": int(truth.dropped.get("tuning", 0)),
         "n_train_users": res["n_train_users"], "train_cohort": spec.train_cohort,
         "tuning": tuning, "data_checksums": ctx.checksums,
         "fit_time_s": round(res["fit_s"], 3), "score_time_s": round(res["score_s"], 3),

@@ -51,10 +51,31 @@ class Budget:
     # Folds per seed whose validation users drive tuning (None: every fold). A smaller
     # value reuses fold 0's choice on the other folds of the same seed: the CI setting.
     tune_folds: int | None = None
+    # Seeds whose folds are tuned (the first ones); the others reuse the first seed's choice.
+    tune_seeds: int | None = None
 
     @classmethod
     def from_params(cls, t: TuningParams) -> "Budget":
-        return cls(t.n_trials, t.time_budget_s, t.metric, t.tune_folds)
+        return cls(t.n_trials, t.time_budget_s, t.metric, t.tune_folds, t.tune_seeds)
+
+
+def tuning_source(seed: int, fold: int, seeds: list[int], budget: Budget) -> tuple[int, int]:
+    """The (seed, fold) whose validation users choose the configurations used on (seed, fold).
+
+    A tuned fold is its own source. A fold outside ``tune_folds`` reuses fold 0 of its seed,
+    a seed outside ``tune_seeds`` (the first seeds of ``seeds``) the first seed's fold 0.
+    Why this matters beyond cost: the source fold's validation users are test users of some
+    other fold, so the runner removes them from the test users of every fold that reuses
+    its choice (:func:`benchmark.experiment.runner.run_scenario`): hyperparameters are never
+    chosen on users they are then scored on.
+    """
+    tuned_seeds = sorted(seeds)[: budget.tune_seeds] if budget.tune_seeds else sorted(seeds)
+    src_seed = seed if seed in tuned_seeds else tuned_seeds[0]
+    if src_seed != seed:
+        return (src_seed, 0)
+    if budget.tune_folds and fold >= budget.tune_folds:
+        return (seed, 0)
+    return (seed, fold)
 
 
 def _domain(d: dict):
@@ -212,8 +233,8 @@ def tune_models(
     if not tunable:
         return out
     all_folds = folds
-    if budget.tune_folds:
-        folds = {k: v for k, v in folds.items() if k[1] < budget.tune_folds}
+    seeds = sorted({k[0] for k in folds})
+    folds = {k: v for k, v in folds.items() if tuning_source(*k, seeds, budget) == k}
     for (seed, fold), (view, _) in folds.items():
         if len(view.valid_users) == 0:
             raise ValueError(f"fold (seed={seed}, fold={fold}) has no validation user with a positive in its catalog")
@@ -264,8 +285,8 @@ def tune_models(
                            for t, v in sorted(mine, key=lambda tv: tv[0]["i"])],
                 "tuned_on": [seed, fold],
             }
-    for s in tunable:  # folds outside tune_folds reuse the choice of fold 0 of their seed
+    for s in tunable:  # folds outside tune_folds / tune_seeds reuse their source's choice
         for seed, fold in all_folds:
             if (s.key, seed, fold) not in out:
-                out[(s.key, seed, fold)] = out[(s.key, seed, 0)]
+                out[(s.key, seed, fold)] = out[(s.key, *tuning_source(seed, fold, seeds, budget))]
     return out

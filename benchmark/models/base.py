@@ -60,3 +60,18 @@ class Recommender(ABC):
     @abstractmethod
     def score(self, user_rows: np.ndarray) -> np.ndarray:
         """Scores (len(user_rows) x view.n_catalog), higher is better, finite."""
+
+    @classmethod
+    def shares_fit(cls, config: Any, other: Any) -> bool:
+        """True when a model fitted with ``config`` can become one fitted with ``other`` without refitting.
+
+        Why: some rows of the leaderboard differ from another row only after the fit (the
+        "+Pop" rows blend a fitted model with Popularity). Fitting such a pair once halves
+        their cost; :meth:`derive` must then give exactly what a separate fit with ``other``
+        and the same seed gives (tests/test_shared_fit.py). Default: never.
+        """
+        return False
+
+    def derive(self, other: Any) -> "Recommender":
+        """The fitted model for config ``other`` (see :meth:`shares_fit`), built from this fitted one."""
+        raise NotImplementedError(f"{type(self).__name__} shares no fit")

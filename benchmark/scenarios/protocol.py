@@ -135,6 +135,21 @@ def restrict_training(view: TrainView, cohort: str | None) -> TrainView:
     return replace(view, train_users=keep, target_train=target)
 
 
+def without_test_users(view: TrainView, truth: Truth, users) -> tuple[TrainView, Truth]:
+    """The fold with the given user ids removed from its test users (and their truth rows).
+
+    Why: a fold that reuses another fold's tuned configurations must not score the users
+    those configurations were chosen on (that fold's validation users, who are test users
+    here). Their target rows stay out of training, as for any test user; they are only not
+    scored. ``truth.dropped["tuning"]`` counts them.
+    """
+    ids = view.users[view.test_users]
+    keep = ~np.isin(np.asarray(ids, dtype=str), np.asarray(list(users), dtype=str))
+    rows = view.test_users[keep]
+    dropped = dict(truth.dropped, tuning=int((~keep).sum()))
+    return replace(view, test_users=rows), replace(truth, test=truth.test[np.flatnonzero(keep)], dropped=dropped)
+
+
 def _csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
     m = sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=shape)
     m.sum_duplicates()

@@ -45,6 +45,8 @@ Popularity's ranking, exactly.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -174,8 +176,6 @@ def _without_target_rows(view: TrainView, rows: np.ndarray) -> TrainView:
     """``view`` whose rows ``rows`` are no longer training users (their target rows emptied)."""
     if not len(rows):
         return view
-    import dataclasses
-
     import scipy.sparse as sp
 
     keep = np.ones(view.n_users, dtype=np.float32)
@@ -257,6 +257,7 @@ class RecBoleModel(Recommender):
                 trainer.fit(train_data, valid_data=None, verbose=False, saved=False, show_progress=False)
                 stop = {"holdout_users": int(len(stop_rows))} if held_out else {}
         model.eval()
+        self._blend_inputs = (view, fit_view, stop_rows) if held_out else None
         if cfg.pop_blend:
             stop.update(self._choose_blend(view, fit_view, stop_rows))
         self.fit_info = {
@@ -270,6 +271,26 @@ class RecBoleModel(Recommender):
             **stop,
         }
         return self
+
+    @classmethod
+    def shares_fit(cls, config: RecBoleConfig, other: RecBoleConfig) -> bool:
+        """A trained model without the blend serves its "+Pop" row: both hold out the same seeded
+        training users (early stopping needs them), so their fits are the same; only the blend
+        weight, chosen after the fit, differs. ItemKNN and EASE hold users out only for the
+        blend, so their plain and "+Pop" fits differ and are never shared."""
+        return (config.model in TRAINED and not config.pop_blend and bool(other.pop_blend)
+                and dataclasses.replace(other, pop_blend=False, pop_blend_grid=config.pop_blend_grid) == config)
+
+    def derive(self, other: RecBoleConfig) -> "RecBoleModel":
+        if not self.shares_fit(self.config, other) or getattr(self, "_blend_inputs", None) is None:
+            raise ValueError(f"a fitted {self.config.model} cannot become {other}")
+        t0 = time.perf_counter()
+        twin = copy.copy(self)
+        twin.config = other
+        twin.fit_info = dict(self.fit_info)
+        twin.fit_info.update(twin._choose_blend(*self._blend_inputs))
+        twin.fit_info["fit_seconds"] = self.fit_info["fit_seconds"] + (time.perf_counter() - t0)
+        return twin
 
     def _holdout(self, view: TrainView) -> np.ndarray:
         """Training users held out as cold for early stopping: seeded, with source and target history."""
@@ -287,8 +308,6 @@ class RecBoleModel(Recommender):
 
     def _train_with_early_stopping(self, trainer, train_data, view: TrainView, stop_rows: np.ndarray) -> dict:
         """RecBole's own epoch (``trainer._train_epoch``), our check on hold-out users every few epochs."""
-        import copy
-
         cfg = self.config
         model = self._model
         self.holdout_rows_ = np.asarray(stop_rows)
