@@ -16,6 +16,7 @@ import pytest
 
 from benchmark.config import paths
 from benchmark.config.specs import discover, load_specs
+from benchmark.experiment import reuse
 from benchmark.experiment.reuse import model_code_files, model_code_hash
 
 
@@ -83,15 +84,42 @@ def test_a_second_run_reuses_unchanged_records_and_reruns_an_invalid_one(tmp_pat
         second = run_scenario(scenario, params, runs_root=runs, twins_root=twins, only=models)
         assert {f: f.stat().st_mtime_ns for f in files} == stamp  # nothing rewritten
         assert sorted(json.dumps(r, sort_keys=True) for r in second) == sorted(json.dumps(r, sort_keys=True) for r in first)
-        # An invalid record (as after a change to collopop-artist) re-runs that model only, all its runs.
+        # An invalid record (as after an interrupted write) re-runs that run only, from the cached tuning.
         victim = next(f for f in files if "collopop-artist" in f.parts)
         rec = json.loads(victim.read_text())
+        cache = runs / scenario / "collopop-artist" / "tuning.json"
+        assert cache.is_file()
+        cache_stamp = cache.stat().st_mtime_ns
         victim.write_text(json.dumps({**rec, "run_key": "stale"}))
         run_scenario(scenario, params, runs_root=runs, twins_root=twins, only=models)
         moved = {f for f in files if f.stat().st_mtime_ns != stamp[f]}
-        assert moved == {f for f in files if "collopop-artist" in f.parts}
-        assert json.loads(victim.read_text())["run_key"] == rec["run_key"]  # deterministic: the same key again
+        assert moved == {victim}
+        again = json.loads(victim.read_text())
+        assert again["run_key"] == rec["run_key"]  # deterministic: the same key again
+        assert again["tuning"] == rec["tuning"] and cache.stat().st_mtime_ns == cache_stamp  # not tuned again
     finally:
         import ray
 
         ray.shutdown()
+
+
+def test_tuning_cache_is_read_only_under_its_key(tmp_path):
+    tuned = {(0, 0): {"chosen_config": {"k": 3}, "best_value": 0.5}, (0, 1): {"chosen_config": {"k": 3}, "best_value": 0.5}}
+    reuse.write_tuning(tmp_path / "m", "key-a", tuned)
+    assert reuse.read_tuning(tmp_path / "m", "key-a") == tuned
+    assert reuse.read_tuning(tmp_path / "m", "key-b") is None  # any input changed: tune again
+    (tmp_path / "m" / "tuning.json").write_text("{broken")
+    assert reuse.read_tuning(tmp_path / "m", "key-a") is None
+
+
+def test_prune_keeps_exactly_the_valid_records_and_files(tmp_path):
+    root = tmp_path / "runs" / "scen"
+    for model in ("a", "b"):
+        for run in ("s0_f0", "s0_f1"):
+            (root / model / run).mkdir(parents=True)
+            (root / model / run / "record.json").write_text("{}")
+        (root / model / "tuning.json").write_text("{}")
+    kept = {("a", "real", 0, 0): {}, ("a", "twin", 0, 1): {}}  # a twin record never keeps a real run folder
+    reuse.prune(root, kept, [root / "b" / "tuning.json"])
+    left = sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+    assert left == ["a", "a/s0_f0", "a/s0_f0/record.json", "b", "b/tuning.json"]

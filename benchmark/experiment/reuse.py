@@ -22,9 +22,10 @@ key is a sha256 over everything that can change the record's numbers:
   address), twins, the scenario's own section;
 * the run's kind (real or twin), seed and fold.
 
-A model is reused only when all of its records (real and twin, every evaluated fold)
-are valid; otherwise all of them are recomputed, tuning included, so a model's runs
-never mix two code versions. The modelling-code hash of the whole tree
+Reuse is per record: a run whose key is unchanged is kept, the others are fitted. A
+record's key covers its code, so a model's records never mix two code versions. Each
+model's tuning is cached beside its records (``tuning.json``, under the same inputs with
+kind "tuning"), so a stage interrupted after tuning resumes with only the missing fits. The modelling-code hash of the whole tree
 (:func:`benchmark.evaluation.records.code_hash`) is still written to every record and
 leaderboard; a reused record keeps the hash it was computed with, which the
 leaderboard lists (several hashes on one setting line mean an incremental build).
@@ -35,9 +36,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 from benchmark.config import paths
+from benchmark.config.jsonio import jsonable
 from benchmark.config.params import Params
 from benchmark.config.specs import ModelSpec
 from benchmark.evaluation.records import MODEL_CODE, canonical_json
@@ -132,3 +135,66 @@ def read_record(folder: Path) -> dict | None:
         return json.loads(rec.read_text())
     except (OSError, ValueError):
         return None
+
+
+def valid_records(specs: list[ModelSpec], slots: list[tuple], keys_now: dict, scenario: str, runs_root: Path,
+                  twins_root: Path) -> dict[tuple, dict]:
+    """Every record that exists with its current key: ``{(model, kind, seed, fold): record}``."""
+    kept = {}
+    for spec in specs:
+        for kind, seed, fold in slots:
+            root = runs_root if kind == "real" else twins_root
+            r = read_record(paths.run_dir(scenario, spec.key, seed, fold, root=root))
+            if r is not None and r.get("run_key") == keys_now[(spec.key, kind, seed, fold)]:
+                kept[(spec.key, kind, seed, fold)] = r
+    return kept
+
+
+def prune(out_root: Path, kept: dict[tuple, dict], keep_files: list[Path]) -> None:
+    """Delete everything under ``out_root`` (one scenario's runs or twins) but the kept records and ``keep_files``."""
+    out_root = Path(out_root)
+    if not out_root.is_dir():
+        return
+    twin = out_root.parent.name == paths.TWINS.name
+    want = {(m, f"s{seed}_f{fold}") for m, kind, seed, fold in kept if (kind == "twin") == twin}
+    keep = {Path(p) for p in keep_files}
+    for d in sorted(out_root.iterdir()):
+        if not d.is_dir():
+            d.unlink()
+            continue
+        for run in sorted(d.iterdir()):
+            if (d.name, run.name) not in want and run not in keep:
+                shutil.rmtree(run) if run.is_dir() else run.unlink()
+        if not any(d.iterdir()):
+            d.rmdir()
+
+
+def tuning_file(model_dir: Path) -> Path:
+    return Path(model_dir) / "tuning.json"
+
+
+def read_tuning(model_dir: Path, key: str) -> dict[tuple[int, int], dict] | None:
+    """A model's cached tuning ``{(seed, fold): tuning record}`` when written under ``key``, else None.
+
+    Why a cache beside the records: tuning is a third of a stage's work, and a stage cut
+    off during the final fits (a multi-hour published run on a laptop) should resume with
+    the fits it lacks, not tune again. The key covers what the tuning depends on (the
+    model's run-key inputs with kind "tuning").
+    """
+    f = tuning_file(model_dir)
+    try:
+        data = json.loads(f.read_text()) if f.is_file() else None
+    except (OSError, ValueError):
+        return None
+    if not data or data.get("key") != key:
+        return None
+    return {(int(s), int(fo)): t for s, fo, t in data["tuning"]}
+
+
+def write_tuning(model_dir: Path, key: str, tuned: dict[tuple[int, int], dict]) -> None:
+    f = tuning_file(model_dir)
+    f.parent.mkdir(parents=True, exist_ok=True)
+    tmp = f.with_suffix(".json.tmp")
+    rows = [[s, fo, tuned[(s, fo)]] for s, fo in sorted(tuned)]
+    tmp.write_text(json.dumps(jsonable({"key": key, "tuning": rows}), sort_keys=True))
+    tmp.replace(f)

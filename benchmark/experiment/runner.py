@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import logging
 import resource
-import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -115,22 +114,36 @@ def run_scenario(
     folds = {k: _exclude(pair, tuning_users.get(k)) for k, pair in folds.items()}
     twin_ctx, twin_folds = _twin_folds(scenario, folder, params, ctx, sorted(folds), pretrain_root, embed_root, twins_root)
     twin_folds = {k: _exclude(pair, tuning_users.get(k)) for k, pair in twin_folds.items()}
-    # Incremental: a model whose every record (real and twin) still has the key it would get
-    # now is kept as it is (benchmark/experiment/reuse.py); the others are tuned and run.
+    # Incremental, per record: a record whose key is the one it would get now is kept
+    # (benchmark/experiment/reuse.py); only the missing runs are fitted, and a model whose
+    # tuning is cached under the same key is not tuned again. So an interrupted stage resumes.
     slots = [("real", s, f) for s, f in sorted(folds)] + [("twin", s, f) for s, f in sorted(twin_folds)]
     keys_now = _run_keys(specs, slots, scenario, params, ctx, twin_ctx, Path(pretrain_root), Path(embed_root))
-    kept = _valid_records(specs, slots, keys_now, scenario, Path(runs_root), Path(twins_root))
-    todo = [s for s in specs if s.key not in kept]
+    kept = reuse.valid_records(specs, slots, keys_now, scenario, Path(runs_root), Path(twins_root))
+    missing = {s.key: [x for x in slots if (s.key, *x) not in kept] for s in specs}
+    todo = [s for s in specs if missing[s.key]]
+    model_dir = {s.key: Path(runs_root) / scenario / s.key for s in specs}
+    cached = {s.key: c for s in todo
+              if (c := reuse.read_tuning(model_dir[s.key], keys_now[(s.key, "tuning", -1, -1)])) is not None}
     if kept:
-        log.info("%s: %d of %d models unchanged since their records were written; reusing them: %s",
-                 scenario, len(kept), len(specs), ", ".join(sorted(kept)))
+        log.info("%s: %d of %d runs unchanged since their records were written; reusing them (%d models complete)",
+                 scenario, len(kept), len(specs) * len(slots), len(specs) - len(todo))
+    if not only:  # the stage output holds exactly this plan's valid records (and valid tuning caches)
+        reuse.prune(Path(runs_root) / scenario, kept, [reuse.tuning_file(model_dir[k]) for k in cached])
+        reuse.prune(Path(twins_root) / scenario, kept, [])
+    (Path(twins_root) / scenario).mkdir(parents=True, exist_ok=True)  # the stage's out, even when empty
     ensure_ray(address)
     refs = {key: ray.put(pair) for key, pair in folds.items()}  # once, shared by tuning and the final fits
-    tuned = tune_models(todo, folds, ctx.budget, address, desc=f"{scenario} tuning", refs=refs)
-    for k, recs in kept.items():  # a re-run tune_from spec inherits a kept base's tuning
-        for (kind, seed, fold), r in recs.items():
-            if kind == "real":
-                tuned.setdefault((k, seed, fold), {x: v for x, v in r["tuning"].items() if x != "inherited_from"})
+    fresh = [s for s in todo if s.key not in cached]
+    tuned = tune_models(fresh, folds, ctx.budget, address, desc=f"{scenario} tuning", refs=refs)
+    for spec in fresh:  # cached at once: a stage interrupted during the fits resumes without re-tuning
+        reuse.write_tuning(model_dir[spec.key], keys_now[(spec.key, "tuning", -1, -1)],
+                           {k[1:]: v for k, v in tuned.items() if k[0] == spec.key})
+    for k, c in cached.items():
+        tuned.update({(k, *sf): v for sf, v in c.items()})
+    for (k, kind, seed, fold), r in kept.items():  # a re-run tune_from spec inherits a kept base's tuning
+        if kind == "real":
+            tuned.setdefault((k, seed, fold), {x: v for x, v in r["tuning"].items() if x != "inherited_from"})
     refs.update({("twin", *key): ray.put(pair) for key, pair in twin_folds.items()})
     remote = ray.remote(num_cpus=1)(fit_and_evaluate)
     riders = _shared_fits(todo)  # "+Pop" rows of trained models: one fit serves both rows
@@ -138,11 +151,14 @@ def run_scenario(
     # Real runs first, then the twins, each twin run with its real run's tuned configuration.
     for kind, these, run_ctx in (("real", folds, ctx), ("twin", twin_folds, twin_ctx)):
         for (seed, fold) in sorted(these):
-            for spec in todo:
-                if any(spec in rs for rs in riders.values()):
+            need = [s for s in todo if (kind, seed, fold) in missing[s.key]]
+            keys = {s.key for s in need}
+            riding = {r.key for b, rs in riders.items() if b in keys for r in rs if r.key in keys}
+            for spec in need:
+                if spec.key in riding:
                     continue  # fitted with its base below
                 jobs = []
-                for s in [spec, *riders.get(spec.key, [])]:
+                for s in [spec, *[r for r in riders.get(spec.key, []) if r.key in riding]]:
                     tuning = tuned[(s.tune_from or s.key, seed, fold)]
                     if s.tune_from:
                         tuning = dict(tuning, inherited_from=s.tune_from)
@@ -151,12 +167,7 @@ def run_scenario(
                 ref = remote.remote(spec, refs[key], jobs[0][1]["chosen_config"], seed, ctx.ks,
                                     [(s, t["chosen_config"]) for s, t, _ in jobs[1:]])
                 pending[ref] = (jobs, these[(seed, fold)], seed, fold, run_ctx)
-    for root in (Path(runs_root), Path(twins_root)):
-        out_root = root / scenario
-        if out_root.exists() and not only:
-            _prune(out_root, kept)  # the stage output holds exactly this plan's records, kept or new
-    (Path(twins_root) / scenario).mkdir(parents=True, exist_ok=True)  # the stage's out, even when empty
-    records = [r for recs in kept.values() for r in recs.values()]
+    records = list(kept.values())
     with tqdm(total=sum(len(p[0]) for p in pending.values()), desc=f"{scenario} fit+evaluate", unit="run") as bar:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
@@ -210,7 +221,8 @@ def _exclude(pair: tuple, users) -> tuple:
 
 def _run_keys(specs: list[ModelSpec], slots: list[tuple], scenario: str, params: Params, ctx: _Context,
               twin_ctx: _Context | None, pretrain_root: Path, embed_root: Path) -> dict[tuple, str]:
-    """``{(model, kind, seed, fold): run_key}`` for every run of this plan."""
+    """``{(model, kind, seed, fold): run_key}`` for every run of this plan, and each model's
+    tuning-cache key under ``(model, "tuning", -1, -1)``."""
     everyone = load_specs(discover())  # which files are model modules is decided over every spec
     by_key = {s.key: s for s in everyone} | {s.key: s for s in specs}
     rp = reuse.run_params(params, scenario)
@@ -218,41 +230,10 @@ def _run_keys(specs: list[ModelSpec], slots: list[tuple], scenario: str, params:
     out = {}
     for spec in specs:
         code = reuse.model_code_hash(spec, everyone)
-        for kind, seed, fold in slots:
-            sh = ctx.scenario_hash if kind == "real" else twin_ctx.scenario_hash
+        for kind, seed, fold in [*slots, ("tuning", -1, -1)]:  # ("tuning", -1, -1): the model's tuning cache
+            sh = twin_ctx.scenario_hash if kind == "twin" else ctx.scenario_hash
             out[(spec.key, kind, seed, fold)] = reuse.run_key(spec, by_key, code, sh, feats, rp, kind, seed, fold)
     return out
-
-
-def _valid_records(specs: list[ModelSpec], slots: list[tuple], keys_now: dict, scenario: str, runs_root: Path,
-                   twins_root: Path) -> dict[str, dict]:
-    """Models whose every record exists with the current key: ``{model: {(kind, seed, fold): record}}``."""
-    kept = {}
-    for spec in specs:
-        recs = {}
-        for kind, seed, fold in slots:
-            root = runs_root if kind == "real" else twins_root
-            r = reuse.read_record(paths.run_dir(scenario, spec.key, seed, fold, root=root))
-            if r is None or r.get("run_key") != keys_now[(spec.key, kind, seed, fold)]:
-                recs = None
-                break
-            recs[(kind, seed, fold)] = r
-        if recs:
-            kept[spec.key] = recs
-    return kept
-
-
-def _prune(out_root: Path, kept: dict[str, dict]) -> None:
-    """Delete every model folder and run folder of ``out_root`` that is not a kept record."""
-    twin = out_root.parent.name == paths.TWINS.name
-    for d in sorted(out_root.iterdir()):
-        if d.name not in kept:
-            shutil.rmtree(d) if d.is_dir() else d.unlink()
-            continue
-        want = {f"s{seed}_f{fold}" for kind, seed, fold in kept[d.name] if (kind == "twin") == twin}
-        for run in sorted(d.iterdir()):
-            if run.name not in want:
-                shutil.rmtree(run) if run.is_dir() else run.unlink()
 
 
 def _twin_folds(scenario: str, folder: Path, params: Params, ctx: _Context, keys: list[tuple[int, int]],
