@@ -311,3 +311,16 @@ def test_mtl_ablation_table_is_relative_to_the_full_mtl(tmp_path):
     assert noaux < 0  # skill 0.1 against 0.6
     assert set(f["model"]) == {"mtl", "mtl-noaux", "popularity"}  # per-modality rows only where two sources exist
     assert (f[f["model"] == "mtl"]["rel_pct"] == 0).all()
+
+
+def test_setting_line_counts_users_excluded_because_they_chose_the_configuration(tmp_path):
+    """Published setting: folds that reuse another fold's tuning do not score its validation users; the line says how many."""
+    from benchmark.report.runs import ScenarioRuns, Settings
+    from fake_runs import write_fake_runs
+
+    write_fake_runs(tmp_path, "fake-real", {"popularity": 0.5, "userknn": 0.6})
+    runs = ScenarioRuns.load(tmp_path, "fake-real", Settings.from_params(None))
+    assert "not scored because" not in runs.setting_text()  # nothing excluded: the CI setting's line is unchanged
+    runs.records["n_excluded_tuning_users"] = 3
+    n_ref = int((runs.records["model"] == "popularity").sum())
+    assert f"{3 * n_ref} test-user rows not scored because the configurations were tuned on them" in runs.setting_text()

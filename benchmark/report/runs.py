@@ -176,6 +176,9 @@ class ScenarioRuns:
             "catalog_max": int(ref["catalog_size"].max()),
             "n_test_users": int(ref["n_test_users"].sum()),
             "n_dropped_test": int(ref["n_dropped_test"].sum()),
+            # test users not scored because their fold reused the configuration chosen on them
+            "n_excluded_tuning": int(pd.to_numeric(ref["n_excluded_tuning_users"], errors="coerce").fillna(0).sum())
+            if "n_excluded_tuning_users" in ref else 0,
             "n_runs": int(len(ref)),
             # which setting and code produced the benchmark's own runs (external submissions carry their own)
             **self._code_of(r[~r["external"].astype(bool)] if "external" in r else r),
@@ -206,7 +209,10 @@ class ScenarioRuns:
                if s["n_runs"] < s["k"] * len(s["seeds"]) else "")
             + f"), min_support={s['min_support']}; "
             f"{s['n_test_users']} evaluated test-user rows, {s['n_dropped_test']} test users dropped "
-            f"(no positive in the fold catalog); catalog size per fold {cat}"
+            f"(no positive in the fold catalog)"
+            + (f", {s['n_excluded_tuning']} test-user rows not scored because the configurations "
+               "were tuned on them in another fold" if s.get("n_excluded_tuning") else "")
+            + f"; catalog size per fold {cat}"
         )
 
     # ----- user subsets ----------------------------------------------------------------
