@@ -59,6 +59,7 @@ from benchmark.scenarios.protocol import TrainView
 from benchmark.models.base import Recommender
 from benchmark.models.common import holdout_ndcg, torch_threads
 from benchmark.models.recbole.ease import CholeskyEASE
+from benchmark.models.recbole.itemknn import LeanItemKNN
 from benchmark.models.recbole.sampling import OwnDomainSampler, item_domains
 from benchmark.models.recbole.data import DATASET_NAME, merged_graph, quiet_recbole, write_atomic
 
@@ -228,8 +229,9 @@ class RecBoleModel(Recommender):
         with tempfile.TemporaryDirectory(prefix="cdrbench-recbole-") as tmp, quiet_recbole(), torch_threads(cfg.torch_threads):
             write_atomic(graph, Path(tmp), DATASET_NAME)
             config = Config(model=cfg.model, dataset=DATASET_NAME, config_dict=_recbole_settings(cfg, tmp, self.seed))
-            # EASE: RecBole's class with a Cholesky inverse (benchmark/models/recbole/ease.py).
-            model_cls = CholeskyEASE if cfg.model == "EASE" else get_model(config["model"])
+            # EASE: RecBole's class with a Cholesky inverse (benchmark/models/recbole/ease.py);
+            # ItemKNN: RecBole's scores without its all-users score matrix (.../itemknn.py).
+            model_cls = CholeskyEASE if cfg.model == "EASE" else LeanItemKNN if cfg.model == "ItemKNN" else get_model(config["model"])
             trainer_cls = get_trainer(config["MODEL_TYPE"], config["model"])
             init_seed(config["seed"], config["reproducibility"])
             dataset = create_dataset(config)
