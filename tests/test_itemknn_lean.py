@@ -88,3 +88,21 @@ def test_full_sort_predict_and_predict_match_recbole_pred_mat():
     pointwise = model.predict({"user_id": torch.as_tensor(users), "item_id": torch.as_tensor(items)})
     expected = torch.from_numpy(np.array([ref[u, i] for u, i in zip(users, items)]))
     assert pointwise.dtype == expected.dtype and torch.equal(pointwise, expected)
+
+
+@pytest.mark.parametrize("kw", [dict(k=10), dict(k=400, shrink=100.0, pop_blend=True)])
+def test_adapter_uses_lean_itemknn_and_scores_like_recboles_itemknn(monkeypatch, kw):
+    from recbole.model.general_recommender.itemknn import ItemKNN
+
+    import benchmark.models.recbole.adapter as adapter
+    from conftest import planted_scenario
+
+    view, _ = planted_scenario(n_users=60).fold()
+    rows = np.concatenate([view.valid_users, view.test_users])
+    cfg = adapter.RecBoleConfig(model="ItemKNN", **kw)
+    lean = adapter.RecBoleModel(cfg, seed=0).fit(view)
+    assert type(lean._model) is LeanItemKNN and not hasattr(lean._model, "pred_mat")
+    monkeypatch.setattr(adapter, "LeanItemKNN", ItemKNN)  # RecBole's own class, pred_mat and all
+    ref = adapter.RecBoleModel(cfg, seed=0).fit(view)
+    assert type(ref._model) is ItemKNN
+    assert np.array_equal(lean.score(rows), ref.score(rows))
