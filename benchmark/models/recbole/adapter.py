@@ -51,7 +51,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -62,13 +61,11 @@ from benchmark.models.recbole.ease import CholeskyEASE
 from benchmark.models.recbole.itemknn import LeanItemKNN
 from benchmark.models.recbole.sampling import OwnDomainSampler, item_domains
 from benchmark.models.recbole.data import DATASET_NAME, merged_graph, quiet_recbole, write_atomic
+from benchmark.models.recbole.ranks import row_ranks, tie_broken
+from benchmark.models.recbole.settings import SUPPORTED, recbole_settings
 
-SUPPORTED = ("BPR", "LightGCN", "EASE", "ItemKNN", "MultiVAE")
 PAIRWISE = ("BPR", "LightGCN")  # trained with sampled negatives
 TRAINED = ("BPR", "LightGCN", "MultiVAE")  # epoch-based: early stopping applies
-
-# Model-specific hyperparameters; None means "RecBole's own default for that model".
-_MODEL_KEYS = ("embedding_size", "n_layers", "reg_weight", "k", "shrink", "latent_dimension", "mlp_hidden_size", "dropout_prob", "anneal_cap", "total_anneal_steps")
 
 
 @dataclass
@@ -128,51 +125,6 @@ class RecBoleConfig:
             raise ValueError("pop_blend chooses its weight on hold-out training users: holdout_share must be > 0")
 
 
-def _recbole_settings(cfg: RecBoleConfig, data_path: str, seed: int) -> dict[str, Any]:
-    """The RecBole config dict: no filtering, no eval split, nothing written outside tmp."""
-    if cfg.model not in SUPPORTED:
-        raise ValueError(f"recbole model {cfg.model!r} is not supported; choose one of {list(SUPPORTED)}")
-    if cfg.epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {cfg.epochs}")
-    d: dict[str, Any] = {
-        "data_path": data_path,
-        "checkpoint_dir": str(Path(data_path) / "saved"),
-        "seed": int(seed),
-        "reproducibility": True,
-        "use_gpu": False,
-        "gpu_id": "",
-        "state": "WARNING",
-        "show_progress": False,
-        "save_dataset": False,
-        "save_dataloaders": False,
-        "log_wandb": False,
-        "worker": 0,
-        "load_col": {"inter": ["user_id", "item_id"]},
-        # No filtering that could remove a cold user or a catalog item.
-        "rm_dup_inter": None,
-        "val_interval": None,
-        "filter_inter_by_user_or_item": False,
-        "user_inter_num_interval": "[0,inf)",
-        "item_inter_num_interval": "[0,inf)",
-        # Everything is training data; the benchmark's own valid users drive tuning.
-        "eval_args": {"split": {"RS": [1.0, 0.0, 0.0]}, "group_by": None, "order": "RO", "mode": "full"},
-        "epochs": int(cfg.epochs),
-        "eval_step": 0,
-        "train_batch_size": int(cfg.train_batch_size),
-        "learning_rate": float(cfg.learning_rate),
-        "weight_decay": float(cfg.weight_decay),
-    }
-    for key in _MODEL_KEYS:
-        val = getattr(cfg, key)
-        if val is not None:
-            d[key] = list(val) if key == "mlp_hidden_size" else val
-    for key in ("k", "n_layers", "embedding_size", "latent_dimension", "total_anneal_steps"):
-        if key in d:
-            d[key] = int(d[key])
-    d.update(cfg.extra)
-    return d
-
-
 def _without_target_rows(view: TrainView, rows: np.ndarray) -> TrainView:
     """``view`` whose rows ``rows`` are no longer training users (their target rows emptied)."""
     if not len(rows):
@@ -184,18 +136,6 @@ def _without_target_rows(view: TrainView, rows: np.ndarray) -> TrainView:
     target = sp.diags(keep).dot(view.target_train).tocsr()
     target.eliminate_zeros()
     return dataclasses.replace(view, train_users=np.setdiff1d(view.train_users, rows), target_train=target)
-
-
-def _tie_broken(pop: np.ndarray) -> np.ndarray:
-    """Popularity with the catalog-position tie-break of the Popularity model (distinct values)."""
-    return (pop - 1e-9 * np.arange(len(pop))).astype(np.float64)
-
-
-def _row_ranks(scores: np.ndarray) -> np.ndarray:
-    """Each row's scores as ranks in (0, 1] (1 = best; ties share their average rank)."""
-    from scipy.stats import rankdata
-
-    return rankdata(scores, method="average", axis=1) / scores.shape[1]
 
 
 def _reset_cache(model) -> None:
@@ -219,7 +159,7 @@ class RecBoleModel(Recommender):
         cfg: RecBoleConfig = self.config
         t0 = time.perf_counter()
         pop = view.popularity()
-        self._fallback = _tie_broken(pop)
+        self._fallback = tie_broken(pop)
         self._w = 0.0  # no blend while fitting (early stopping scores the model itself)
         held_out = cfg.model in TRAINED or cfg.pop_blend
         stop_rows = self._holdout(view) if held_out else np.zeros(0, dtype=np.int64)
@@ -228,7 +168,7 @@ class RecBoleModel(Recommender):
         graph = merged_graph(fit_view, cfg.min_source_support, cfg.max_source_items)
         with tempfile.TemporaryDirectory(prefix="cdrbench-recbole-") as tmp, quiet_recbole(), torch_threads(cfg.torch_threads):
             write_atomic(graph, Path(tmp), DATASET_NAME)
-            config = Config(model=cfg.model, dataset=DATASET_NAME, config_dict=_recbole_settings(cfg, tmp, self.seed))
+            config = Config(model=cfg.model, dataset=DATASET_NAME, config_dict=recbole_settings(cfg, tmp, self.seed))
             # EASE: RecBole's class with a Cholesky inverse (benchmark/models/recbole/ease.py);
             # ItemKNN: RecBole's scores without its all-users score matrix (.../itemknn.py).
             model_cls = CholeskyEASE if cfg.model == "EASE" else LeanItemKNN if cfg.model == "ItemKNN" else get_model(config["model"])
@@ -349,14 +289,14 @@ class RecBoleModel(Recommender):
         self.blend_rows_ = np.asarray(rows)
         if not len(rows):  # too few training users with both histories to hold any out
             return {"pop_blend_w": 0.0, "pop_blend_curve": [], "pop_blend_note": "no hold-out users: w = 0 (the model)"}
-        pop_rank = _row_ranks(_tie_broken(fit_view.popularity())[None, :])[0]
-        model_rank = _row_ranks(self._model_scores(rows))
+        pop_rank = row_ranks(tie_broken(fit_view.popularity())[None, :])[0]
+        model_rank = row_ranks(self._model_scores(rows))
         model_rank[self._uid[rows] <= 0] = pop_rank  # fallback users: the fit's popularity, not the fold's
         truth = (view.target_train[rows] > 0).astype(np.float32).tocsr()
         curve = [(w, holdout_ndcg((1.0 - w) * model_rank + w * pop_rank, truth, 10)) for w in grid]
         best = max(v for _, v in curve)
         self._w = min(w for w, v in curve if v == best)
-        self._pop_rank = _row_ranks(self._fallback[None, :])[0]
+        self._pop_rank = row_ranks(self._fallback[None, :])[0]
         return {"pop_blend_w": self._w, "pop_blend_curve": [(w, round(v, 5)) for w, v in curve],
                 "pop_blend_holdout_users": int(len(rows)), "pop_blend_scale": "per-user rank / n_catalog"}
 
@@ -390,7 +330,7 @@ class RecBoleModel(Recommender):
         scores = self._model_scores(user_rows)
         if self._w == 0.0:
             return scores
-        return (1.0 - self._w) * _row_ranks(scores) + self._w * self._pop_rank
+        return (1.0 - self._w) * row_ranks(scores) + self._w * self._pop_rank
 
     def _model_scores(self, user_rows: np.ndarray) -> np.ndarray:
         import torch
