@@ -29,6 +29,7 @@ from typer.testing import CliRunner
 from benchmark.cli import app
 from benchmark.config import paths
 from benchmark.data import fetch
+from params_text import ci_params_text
 
 DOUBAN, BX, CIAO = "douban-gadtcdr", "bookcrossing-subset", "ciao-tang"
 
@@ -219,9 +220,9 @@ def test_kept_share_threshold_is_the_prepare_param(repo, tmp_path):
     pin(paths.RAW, paths.SOURCES_TSV)
     assert refused(cdr("prepare", DOUBAN)).endswith("min_kept_share is 0.5); most common drop reason: out_of_range (95 rows)")
     params = tmp_path / "params.yaml"
-    params.write_text(paths.PARAMS.read_text().replace("min_kept_share: 0.5", "min_kept_share: 0.15"))
+    params.write_text(ci_params_text().replace("min_kept_share: 0.5", "min_kept_share: 0.15"))
     assert cdr("prepare", DOUBAN, "--params", str(params)).exit_code == 0
-    params.write_text(paths.PARAMS.read_text().replace("min_kept_share: 0.5", "min_kept_share: 0"))
+    params.write_text(ci_params_text().replace("min_kept_share: 0.5", "min_kept_share: 0"))
     assert refused(cdr("prepare", DOUBAN, "--params", str(params))).startswith("params.yaml: prepare.min_kept_share: Input should be greater than 0")
 
 

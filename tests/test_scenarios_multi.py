@@ -25,6 +25,7 @@ from benchmark.config.params import MultiScenario, ParamsError, ProtocolParams, 
 from benchmark.data.prepare import prepare_source
 from benchmark.scenarios import build_scenario, twin
 from benchmark.scenarios.multi import build_multi, sample_users
+from params_text import ci_params_text, write_params
 
 PROTOCOL = ProtocolParams(k=2, seeds=[0], valid_share=0.2)
 # Three used categories plus an unused one (Electronics / DVDs), ids as in the real catalogs.
@@ -234,11 +235,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
 def test_full_overlay_lifts_the_sample_and_keeps_the_rest(tmp_path):
     """params-full.yaml sets user_sample: null for the three scenarios; the merge is deep,
     so every other key of their recipes is params.yaml's."""
-    ci = load_params(paths.PARAMS)
-    text = paths.PARAMS.read_text().replace("setting: ci ", "setting: full ", 1)
-    (tmp_path / "params.yaml").write_text(text)
-    (tmp_path / "params-full.yaml").write_text((paths.PARAMS.parent / "params-full.yaml").read_text())
-    full = load_params(tmp_path / "params.yaml")
+    ci = load_params(write_params(tmp_path / "ci", ci_params_text()))
+    full = load_params(write_params(tmp_path, ci_params_text().replace("setting: ci ", "setting: full ", 1)))
     for name in ("epinions-mv2b", "epinions-mm2b", "ciao-me2b"):
         assert full.scenarios[name].user_sample is None
         assert (ci.scenarios[name].user_sample is None) == (name == "ciao-me2b")  # ciao-me2b runs whole in CI too

@@ -23,6 +23,7 @@ from benchmark.config.params import ParamsError, load_params
 from benchmark.scenarios import twin
 from benchmark.scenarios.protocol import load_fold, load_scenario
 from conftest import tables_from_records
+from params_text import ci_params_text
 
 SOURCES = ["music", "podcast"]
 
@@ -141,7 +142,7 @@ def test_scenario_stage_writes_a_readable_twin(built):
 
 
 def test_twins_folds_is_typed_and_read_in_both_settings(tmp_path):
-    base = paths.PARAMS.read_text()
+    base = ci_params_text()
     overlay = (paths.ROOT / "params-full.yaml").read_text()
     assert load_params().twins.folds == 1
     (tmp_path / "params-full.yaml").write_text(overlay)
