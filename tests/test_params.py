@@ -19,16 +19,9 @@ BASE = ci_params_text()  # the committed file in the CI setting, whichever it se
 OVERLAY = (paths.ROOT / "params-full.yaml").read_text()
 
 
-def _write(tmp_path, text: str, overlay: str | None = OVERLAY):
-    (tmp_path / "params.yaml").write_text(text)
-    if overlay is not None:
-        (tmp_path / "params-full.yaml").write_text(overlay)
-    return tmp_path / "params.yaml"
-
-
 def test_committed_params_are_valid(tmp_path):
     assert load_params().setting in ("ci", "full")  # full when the committed leaderboards are the published ones
-    p = load_params(_write(tmp_path, BASE))
+    p = load_params(write_params(tmp_path, BASE))
     assert p.setting == "ci" and p.protocol.k >= 2 and p.scenarios
     assert set(p.protocol.model_dump()) == {"k", "seeds", "valid_share"}  # report params stay out of the scenario hash
 
@@ -50,7 +43,7 @@ def test_committed_params_are_valid(tmp_path):
 )
 def test_one_line_error_names_the_key(tmp_path, old, new, where):
     assert old in BASE, f"the committed params.yaml no longer contains {old!r}"
-    path = _write(tmp_path, BASE.replace(old, new, 1))
+    path = write_params(tmp_path, BASE.replace(old, new, 1))
     with pytest.raises(ParamsError) as e:
         load_params(path)
     msg = str(e.value)
@@ -60,12 +53,12 @@ def test_one_line_error_names_the_key(tmp_path, old, new, where):
 @pytest.mark.parametrize("text", ["", "- a\n- b\n", "protocol: [unclosed\n"])
 def test_empty_or_malformed_file(tmp_path, text):
     with pytest.raises(ParamsError, match="params.yaml"):
-        load_params(_write(tmp_path, text))
+        load_params(write_params(tmp_path, text))
 
 
 def test_full_setting_is_the_overlay(tmp_path):
     ci = load_params(write_params(tmp_path / "ci", BASE))
-    full = load_params(_write(tmp_path, BASE.replace("setting: ci", "setting: full", 1)))
+    full = load_params(write_params(tmp_path, BASE.replace("setting: ci", "setting: full", 1)))
     assert (full.protocol.k, full.protocol.seeds, full.tuning.n_trials) == (5, [0, 1], 8)
     assert (full.tuning.tune_folds, full.tuning.tune_seeds, full.twins.folds) == (1, 1, 1)
     # everything the overlay does not name is the base file's; for scenarios it names only the
@@ -78,13 +71,13 @@ def test_full_setting_is_the_overlay(tmp_path):
 
 
 def test_overlay_typo_is_an_error(tmp_path):
-    path = _write(tmp_path, BASE.replace("setting: ci", "setting: full", 1), OVERLAY.replace("tuning:", "tunning:"))
+    path = write_params(tmp_path, BASE.replace("setting: ci", "setting: full", 1), OVERLAY.replace("tuning:", "tunning:"))
     with pytest.raises(ParamsError, match="params-full.yaml: tunning: unknown key"):
         load_params(path)
 
 
 def test_cli_prints_one_line_and_exits_1(tmp_path):
-    path = _write(tmp_path, BASE.replace("time_cut: true", "timecut: true", 1))
+    path = write_params(tmp_path, BASE.replace("time_cut: true", "timecut: true", 1))
     res = CliRunner().invoke(app, ["scenario", "ciao-m2b", "--params", str(path)])
     assert res.exit_code == 1
     lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
