@@ -81,9 +81,34 @@ def test_records_carry_their_provenance(name):
         assert r["semi_synthetic"] == bool(t["meta"]["semi_synthetic"])
 
 
-def check_users(name: str, folds: pd.DataFrame, recs: dict[Path, dict]) -> int:
-    """Per record: scored users == the fold's test users minus the dropped; return records checked."""
-    tested = {}
+def tuning_population(t: dict, seed: int, fold: int, min_support: int) -> set[str]:
+    """The validation users of (seed, fold) that a configuration tuned there was scored on.
+
+    Why not every user with role "valid": a validation user without a positive in that
+    fold's target catalog (the items at least ``min_support`` of its training users hold as
+    positives) is dropped from validation and never scored while tuning. Under another
+    fold's catalog the same user can be a test user, and scoring them there uses nothing
+    they contributed to the choice. Computed here from the tables, apart from the protocol
+    code; ``check_users`` cross-checks the count against the tuning fold's own records.
+    """
+    roles = t["folds"][(t["folds"].seed == seed) & (t["folds"].fold == fold)]
+    role_of = dict(zip(roles.user.astype(str), roles.role))
+    inter = t["interactions"]
+    pos = inter[(inter.domain == t["meta"].get("target_domain", "book")) & inter.positive]
+    role = pos.user.astype(str).map(role_of).fillna("train")
+    support = pos[role == "train"].groupby("item").user.nunique()
+    catalog = set(support[support >= min_support].index)
+    return set(pos[(role == "valid") & pos.item.isin(catalog)].user.astype(str))
+
+
+def check_users(name: str, folds: pd.DataFrame, recs: dict[Path, dict], t: dict | None = None) -> int:
+    """Per record: scored users == the fold's test users minus the dropped; return records checked.
+
+    With the scenario's tables ``t``, a record whose fold reused another fold's tuning must
+    not score the users that tuning was scored on (:func:`tuning_population`).
+    """
+    tested, populations = {}, {}
+    by_slot = {(r["model"], r["seed"], r["fold"]): r for r in recs.values()}
     for folder, r in recs.items():
         f = folds[(folds.seed == r["seed"]) & (folds.fold == r["fold"])]
         where = f"{folder} (seed {r['seed']}, fold {r['fold']})"
@@ -97,11 +122,16 @@ def check_users(name: str, folds: pd.DataFrame, recs: dict[Path, dict]) -> int:
         assert users <= test_users, f"{where}: scores users that are not test users of that fold"
         excluded = r.get("n_excluded_tuning_users", 0)
         assert len(users) == r["n_test_users"] == len(test_users) - r["n_dropped_test"] - excluded
-        if not r["external"]:  # never scored on the users its configuration was chosen on
-            src = tuning_source(r["seed"], r["fold"], PARAMS.protocol.seeds, BUDGET)
-            s = folds[(folds.seed == src[0]) & (folds.fold == src[1])]
-            tuned_on = users & set(s[s.role == "valid"].user)
+        src = tuning_source(r["seed"], r["fold"], PARAMS.protocol.seeds, BUDGET)
+        if not r["external"] and t is not None and src != (r["seed"], r["fold"]):
+            if src not in populations:  # never scored on the users its configuration was chosen on
+                populations[src] = tuning_population(t, *src, r["min_support"])
+            tuned_on = set(map(str, users)) & populations[src]
             assert not tuned_on, f"{where}: scores users its tuning fold {src} validated on, e.g. {sorted(tuned_on)[:3]}"
+            own = by_slot.get((r["model"], *src))
+            if own is not None:  # the independent count agrees with the tuning fold's own record
+                assert own["n_valid_users"] == len(populations[src]), (
+                    f"{where}: tuning fold {src} validated {own['n_valid_users']} users, the tables give {len(populations[src])}")
         topk = set(pd.read_parquet(folder / "topk.parquet", columns=["user"]).user)
         assert topk <= users, f"{where}: ranked lists of users without metrics"
         for u in users:  # each user is scored in one fold per (model, seed): their test fold
@@ -115,7 +145,7 @@ def check_users(name: str, folds: pd.DataFrame, recs: dict[Path, dict]) -> int:
 def test_run_records_score_each_user_only_in_their_test_fold(name):
     t = load_built(name)
     recs = runs_of(name)
-    assert check_users(name, t["folds"], recs) == len(recs) > 0
+    assert check_users(name, t["folds"], recs, t) == len(recs) > 0
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
