@@ -324,3 +324,25 @@ def test_setting_line_counts_users_excluded_because_they_chose_the_configuration
     runs.records["n_excluded_tuning_users"] = 3
     n_ref = int((runs.records["model"] == "popularity").sum())
     assert f"{3 * n_ref} test-user rows not scored because the configurations were tuned on them" in runs.setting_text()
+
+
+def test_setting_line_names_the_tuning_users_and_the_code_of_each_row(tmp_path):
+    """A reader judging a tuned baseline needs the number of users its configuration was
+    chosen on; an incremental build names how many models each code hash produced."""
+    from benchmark.report.runs import ScenarioRuns, Settings
+    from fake_runs import write_fake_runs
+
+    write_fake_runs(tmp_path, "fake-real", {"popularity": 0.5, "userknn": 0.6, "ease": 0.4})
+    runs = ScenarioRuns.load(tmp_path, "fake-real", Settings.from_params(None))
+    assert "tuned with" not in runs.setting_text()  # records without a tuning fold: nothing claimed
+    r = runs.records
+    r["tuning"] = [{} if m == "popularity" else {"tuned_on": [0, 0], "budget_trials": 8, "chosen_config": {}} for m in r["model"]]
+    r["n_valid_users"] = [42 if (s, f) == (0, 0) else 7 for s, f in zip(r["seed"], r["fold"])]
+    runs = ScenarioRuns("fake-real", r, runs.per_user, runs.settings)
+    assert "tuned with 8 trials per model on the validation users of seed 0 / fold 0 (42 users)" in runs.setting_text()
+    assert "model)" not in runs.setting_text() and "incremental" not in runs.setting_text()
+    r.loc[r["model"] == "ease", "code_hash"] = "newerhash"
+    runs = ScenarioRuns("fake-real", r, runs.per_user, runs.settings)
+    line = runs.setting_text()
+    assert "modelling-code hash fakecodehash (2 models), newerhash (1 model) (incremental build" in line
+    assert runs.setting()["models_per_code_hash"] == {"fakecodehash": 2, "newerhash": 1}
