@@ -346,3 +346,20 @@ def test_setting_line_names_the_tuning_users_and_the_code_of_each_row(tmp_path):
     line = runs.setting_text()
     assert "modelling-code hash fakecodehash (2 models), newerhash (1 model) (incremental build" in line
     assert runs.setting()["models_per_code_hash"] == {"fakecodehash": 2, "newerhash": 1}
+
+
+def test_overview_figure_is_deterministic_and_says_when_empty(tmp_path):
+    """The heatmap of every model on every scenario: same bytes on a rebuild (DVC sees no change), a panel when empty."""
+    from benchmark.report.figures import overview_figure
+
+    def board(rels):
+        return pd.DataFrame({"model": list(rels), "name": [m.upper() for m in rels], "external": False,
+                             "rel_NDCG@10": list(rels.values()), "rel_NDCG@10_lo": [v - 3 for v in rels.values()],
+                             "rel_NDCG@10_hi": [v + 3 for v in rels.values()]})
+
+    boards = {"a": board({"popularity": 0.0, "ease": -40.0, "mtl": 5.0}), "b": board({"popularity": 0.0, "mtl": 1.0})}
+    one = overview_figure(boards, {"a": False, "b": True}, tmp_path / "one.png").read_bytes()
+    two = overview_figure(boards, {"a": False, "b": True}, tmp_path / "two.png").read_bytes()
+    assert one == two and one[:4] == b"\x89PNG"
+    empty = overview_figure({"a": pd.DataFrame()}, {"a": False}, tmp_path / "empty.png").read_bytes()
+    assert empty[:4] == b"\x89PNG" and empty != one

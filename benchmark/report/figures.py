@@ -156,3 +156,56 @@ def transfer_figure(board: pd.DataFrame, path: Path, scenario: str, metric: str 
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def overview_figure(boards: dict[str, pd.DataFrame], semi: dict[str, bool], path: Path, metric: str = HEADLINE) -> Path:
+    """Every model on every scenario, relative to Popularity, as one annotated heatmap.
+
+    Why a heatmap: with ~40 models and nine scenarios, grouped bars (Table 7's figure)
+    hide the pattern a reader looks for first, namely which rows are above Popularity
+    anywhere and whether that holds across scenarios. A cell shows the per-run mean
+    improvement (%) and is boxed when its paired bootstrap interval excludes zero; the
+    colour scale is clipped at +-60% so the small differences near Popularity stay
+    visible. Rows are sorted by the mean over the real scenarios; external submissions
+    are left out (they run on one scenario).
+    """
+    title = f"{metric} relative to Popularity (%), per-run mean; boxed: 95% interval excludes 0"
+    col = f"rel_{metric}"
+    frames = []
+    for s, b in boards.items():
+        if b is None or b.empty or col not in b:
+            continue
+        own = b[~b["external"].astype(bool)] if "external" in b else b
+        frames.append(own.assign(scenario=s)[["scenario", "model", "name", col, f"{col}_lo", f"{col}_hi"]])
+    if not frames:
+        return _unavailable(path, title, "not available: no scenario has runs of Popularity and another model")
+    df = pd.concat(frames, ignore_index=True)
+    scen = [s for s in boards if s in set(df["scenario"])]
+    real = [s for s in scen if not semi.get(s)]
+    grid = df.pivot_table(index="model", columns="scenario", values=col, aggfunc="first").reindex(columns=scen)
+    lo = df.pivot_table(index="model", columns="scenario", values=f"{col}_lo", aggfunc="first").reindex(index=grid.index, columns=scen)
+    hi = df.pivot_table(index="model", columns="scenario", values=f"{col}_hi", aggfunc="first").reindex(index=grid.index, columns=scen)
+    order = grid[real].mean(axis=1, skipna=True) if real else grid.mean(axis=1, skipna=True)
+    rows = sorted(grid.index, key=lambda m: (-np.nan_to_num(order[m], nan=-1e9), m))
+    grid, lo, hi = grid.loc[rows], lo.loc[rows], hi.loc[rows]
+    names = df.drop_duplicates("model").set_index("model")["name"]
+    v = grid.to_numpy(float)
+    fig, ax = plt.subplots(figsize=(1.0 * len(scen) + 3.2, 0.26 * len(rows) + 1.8))
+    im = ax.imshow(np.clip(v, -60, 60), cmap="RdBu", vmin=-60, vmax=60, aspect="auto")
+    for i in range(v.shape[0]):
+        for j in range(v.shape[1]):
+            if not np.isfinite(v[i, j]):
+                ax.text(j, i, "-", ha="center", va="center", fontsize=6, color="0.5")
+                continue
+            sig = (lo.iat[i, j] > 0) or (hi.iat[i, j] < 0)
+            ax.text(j, i, f"{v[i, j]:+.0f}", ha="center", va="center", fontsize=6,
+                    fontweight="bold" if sig else "normal", color="white" if abs(v[i, j]) > 40 else "black")
+            if sig:
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=0.8, edgecolor="black"))
+    ax.set_xticks(np.arange(len(scen)), [s + ("\n(SEMI-SYNTH.)" if semi.get(s) else "") for s in scen],
+                  rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(np.arange(len(rows)), [names.get(m, m) for m in rows], fontsize=7)
+    fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02).ax.tick_params(labelsize=6)
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
