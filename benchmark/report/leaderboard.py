@@ -22,6 +22,7 @@ import pandas as pd
 
 from benchmark.evaluation.collapse import MAX_DISTINCT_SHARE, MAX_POP_OVERLAP
 from benchmark.report.csvcells import write_csv
+from benchmark.report.ranges import edge_note
 from benchmark.report.recipes import REFERENCE
 from benchmark.report.runs import HEADLINE, MARK_BETTER, MARK_REF, MARK_WORSE, ScenarioRuns, fmt_abs, fmt_rel
 from benchmark.report.transfer import NO_TWIN, explanation, fmt_gain
@@ -112,7 +113,8 @@ def leaderboard_frame(sr: ScenarioRuns, gains: pd.DataFrame | None = None) -> tu
     rows = []
     for m in sr.models:
         info, recs = sr.info(m), sr.records[sr.records["model"] == m]
-        summary, _ = summarise_config(recs)
+        summary, per_run = summarise_config(recs)
+        edge = edge_note(m, [p["chosen_config"] for p in per_run if p["chosen_config"]])
         row = {
             "model": m, "name": sr.name(m), "family": info.get("family"), "external": bool(info.get("external")),
             # numpy bool from a records frame, absent (NaN) for external submissions and older records
@@ -129,7 +131,8 @@ def leaderboard_frame(sr: ScenarioRuns, gains: pd.DataFrame | None = None) -> tu
             row[f"rel_{metric}"], row[f"rel_{metric}_lo"], row[f"rel_{metric}_hi"] = r
         mk = marks.get(m, {})
         row.update({"vs_best": best, "p_vs_best": mk.get("p", np.nan), "p_holm": mk.get("p_holm", np.nan),
-                    "mark": mk.get("mark", ""), "tuned_config": summary})
+                    "mark": mk.get("mark", ""), "tuned_config": summary + (f" ({edge})" if edge else ""),
+                    "config_at_edge": edge})
         row.update(_run_facts(m, recs))
         if gains is not None:
             row.update(_gain_cells(m, gains))
@@ -217,6 +220,10 @@ def leaderboard_markdown(sr: ScenarioRuns, df: pd.DataFrame, best: str | None, s
             fb = int(fb) if known(fb) else "n/a"
             lines.append(f"- {name}: fall-back users {fb}; chosen epochs {ep or 'n/a'}" + (f"; blend w {w}" if w else ""))
     lines.append("\n## Tuned configurations (chosen on validation users, per fold)\n")
+    if df["config_at_edge"].astype(bool).any():
+        lines.append("A value \"at the top/bottom of its range\" sits on a bound of the spec's search space "
+                     "(models/<key>.yaml; the largest or smallest of three or more choices, or within 1% of a "
+                     "continuous range's end): the best configuration may lie outside the space searched.\n")
     for r in df.itertuples(index=False):
         d = dict(zip(df.columns, r))
         lines.append(f"- {d['name']}: {d['tuned_config']}")
