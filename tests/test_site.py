@@ -146,6 +146,7 @@ def test_every_linked_page_exists_and_nothing_is_fetched_from_the_network(site):
     assert {model_href(r["model"]) for r in _board(site, "fake-real")} <= {v for _, _, v in scen.refs}
     assert dataset_href("fake-real") in {v for _, _, v in scen.refs}
     assert any(v == "figures/leaderboard_fake-real.png" for t, _, v in scen.refs if t == "img")
+    assert "figures/overview_vs_popularity.png" in {v for t, _, v in index.refs if t == "img"}  # the heatmap, on the front page
 
 
 def test_semi_synthetic_banner_marks_and_tuned_configs(site):

@@ -304,6 +304,10 @@ def index_page(boards: list[Board], tables_dir: Path, fig_dir: Path, models: lis
                                      (f"Best on {HEADLINE}", "text", ""), (f"Best {HEADLINE}", "num", "")], rows))
     if any(b.semi for b in boards):
         body.append(f"<p class=\"notes\">{_e(SEMI_TEXT)}</p>")
+    if (fig_dir / "overview_vs_popularity.png").is_file():
+        body.append('<figure><img src="figures/overview_vs_popularity.png" alt="Every model on every scenario against '
+                    f'Popularity" loading="lazy"><figcaption>Every model on every scenario: {_e(HEADLINE)} relative to '
+                    "Popularity (%), boxed where the 95% interval excludes zero.</figcaption></figure>")
     body.append(_replication(tables_dir))
     if (fig_dir / "table7_real_replication.png").is_file():
         body.append('<figure><img src="figures/table7_real_replication.png" alt="Table 7 as bars" loading="lazy">'
