@@ -29,7 +29,7 @@ STAGE = re.compile(r"Running stage '([^']+)'")
 
 
 def segments(path: Path, first_day: datetime) -> list[dict]:
-    day, prev, last = first_day, None, None
+    day, prev, last, done = first_day, None, None, None
     out, cur = [], None
     for raw in path.read_text(errors="replace").splitlines():
         m = LINE.match(raw)
@@ -40,11 +40,16 @@ def segments(path: Path, first_day: datetime) -> list[dict]:
             day += timedelta(days=1)
             t += timedelta(days=1)
         prev = last = t
+        if m[4].startswith("Updating lock file"):  # the previous stage is done: the next one starts now
+            done = t
         s = STAGE.search(m[4])
         if s:
+            # DVC's own lines reach a pipe late: "Running stage" can arrive with the stage's first
+            # output (33 minutes late once), so a stage starts when the previous one locked.
+            start = done if done is not None else t
             if cur:
-                out.append({**cur, "end": t, "cut": False})
-            cur = {"stage": s[1], "start": t, "log": path.name}
+                out.append({**cur, "end": start, "cut": False})
+            cur, done = {"stage": s[1], "start": start, "log": path.name}, None
     if cur:
         out.append({**cur, "end": last, "cut": True})
     return out
