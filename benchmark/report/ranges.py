@@ -11,6 +11,7 @@ the runs chose; it changes no number.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 from benchmark.config.specs import SpecError, load_spec
 
@@ -44,15 +45,22 @@ def at_edge(value, dist: dict) -> str | None:
     return "top" if pos >= 1 - TOL else "bottom" if pos <= TOL else None
 
 
-def edge_note(model: str, chosen: list[dict]) -> str:
-    """"k at the top of its range in 10 of 10 runs"-style note for a model's chosen configs ("" when none)."""
+@lru_cache(maxsize=None)
+def _space(model: str) -> dict:
+    """The search space a model's configuration came from (its own, else its ``tune_from`` base's), read once."""
     try:
         spec = load_spec(model)
     except SpecError:  # an external submission or a removed spec: nothing to compare with
-        return ""
+        return {}
     space = dict(spec.search_space)
     if not space and spec.tune_from:
         space = dict(load_spec(spec.tune_from).search_space)
+    return space
+
+
+def edge_note(model: str, chosen: list[dict]) -> str:
+    """"k at the top of its range in 10 of 10 runs"-style note for a model's chosen configs ("" when none)."""
+    space = _space(model)
     counts: dict[tuple[str, str], int] = {}
     for cfg in chosen:
         for name, dist in space.items():

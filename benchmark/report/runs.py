@@ -167,6 +167,7 @@ class ScenarioRuns:
             return {}
         r = self.records
         ref = r[r["model"] == REFERENCE] if self.has(REFERENCE) else r[r["model"] == self.models[0]]
+        own = r[~r["external"].astype(bool)] if "external" in r else r
         seeds = sorted({int(s) for lst in r["seeds_setting"] for s in lst})
         return {
             "k": int(r["n_folds"].max()),
@@ -181,8 +182,8 @@ class ScenarioRuns:
             if "n_excluded_tuning_users" in ref else 0,
             "n_runs": int(len(ref)),
             # which setting and code produced the benchmark's own runs (external submissions carry their own)
-            **self._code_of(r[~r["external"].astype(bool)] if "external" in r else r),
-            "tuning": self._tuning_of(r[~r["external"].astype(bool)] if "external" in r else r),
+            **self._code_of(own),
+            "tuning": self._tuning_of(own),
         }
 
     @staticmethod
