@@ -1,0 +1,138 @@
+"""Keep the published run's finished records in git, and put them back before a `dvc repro`.
+
+usage:
+  python scripts/records_archive.py save    [--workspace DIR] [--archive DIR]
+  python scripts/records_archive.py restore [--workspace DIR] [--archive DIR]
+  python scripts/records_archive.py check   [--archive DIR]
+
+Why: the published setting takes about ten hours of fits on 2 cores, longer than any one
+session of the machine that runs it, and `results/runs/` and `results/twins/` are DVC
+outputs that git ignores: a run cut off by the end of a session used to lose every record
+with it. `save` copies each *finished* run folder (its `record.json` is written last, so a
+folder without one is skipped) and each model's cached tuning (`tuning.json`) from a
+workspace into the archive (`results/records/`, committed). `restore` copies them back into
+a fresh workspace's `results/runs` and `results/twins`, where the runner keeps every record
+whose run key still matches (benchmark/experiment/reuse.py) and fits only what is missing or
+stale. A restored record is never trusted blindly: its key covers the model's code, the
+spec, the setting's params and the content hashes of the scenario build and frozen inputs.
+
+`save` never deletes from the archive and never rewrites an archived file whose bytes are
+unchanged; `restore` never overwrites a file in the workspace. Both write a manifest line
+per file (`MANIFEST.tsv`: path, bytes, sha256) so `check` can prove the archive whole;
+`save` also keeps the workspace's `dvc.lock` (`dvc.lock.saved`), whose scenario and input
+hashes say which builds the records belong to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import sys
+from pathlib import Path
+
+KINDS = ("runs", "twins")
+DEFAULT_ARCHIVE = Path("results/records")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def finished_files(results: Path) -> list[Path]:
+    """Files under ``results/{runs,twins}`` that belong to finished runs or cached tunings, relative to ``results``."""
+    out: list[Path] = []
+    for kind in KINDS:
+        root = results / kind
+        if not root.is_dir():
+            continue
+        for rec in sorted(root.glob("*/*/s*_f*/record.json")):
+            folder = rec.parent
+            out += [p.relative_to(results) for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")]
+        out += [p.relative_to(results) for p in sorted(root.glob("*/*/tuning.json"))]
+    return out
+
+
+def _copy(files: list[Path], src: Path, dst: Path, overwrite: bool) -> tuple[int, int]:
+    copied = same = 0
+    for rel in files:
+        a, b = src / rel, dst / rel
+        if b.exists():
+            if not overwrite or (b.stat().st_size == a.stat().st_size and _sha256(a) == _sha256(b)):
+                same += 1
+                continue
+        b.parent.mkdir(parents=True, exist_ok=True)
+        tmp = b.with_name(f".{b.name}.tmp")
+        shutil.copyfile(a, tmp)
+        tmp.replace(b)
+        copied += 1
+    return copied, same
+
+
+def write_manifest(archive: Path) -> int:
+    files = finished_files(archive)
+    lines = [f"{rel.as_posix()}\t{(archive / rel).stat().st_size}\t{_sha256(archive / rel)}" for rel in files]
+    (archive / "MANIFEST.tsv").write_text("path\tbytes\tsha256\n" + "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+def check(archive: Path) -> list[str]:
+    """Problems with the archive: manifest lines whose file is missing or changed, files not in the manifest."""
+    manifest = archive / "MANIFEST.tsv"
+    if not manifest.is_file():
+        return [f"{manifest} missing"]
+    listed = {}
+    for line in manifest.read_text().splitlines()[1:]:
+        path, size, digest = line.split("\t")
+        listed[path] = (int(size), digest)
+    problems = []
+    for path, (size, digest) in listed.items():
+        p = archive / path
+        if not p.is_file():
+            problems.append(f"{path}: listed but missing")
+        elif p.stat().st_size != size or _sha256(p) != digest:
+            problems.append(f"{path}: changed since the manifest")
+    problems += [f"{rel.as_posix()}: not in the manifest" for rel in finished_files(archive) if rel.as_posix() not in listed]
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("action", choices=("save", "restore", "check"))
+    ap.add_argument("--workspace", type=Path, default=Path("."), help="checkout whose results/ the runs live in")
+    ap.add_argument("--archive", type=Path, default=DEFAULT_ARCHIVE, help="committed archive (default results/records)")
+    args = ap.parse_args(argv)
+    results = args.workspace / "results"
+    if args.action == "check":
+        problems = check(args.archive)
+        for p in problems:
+            print(p, file=sys.stderr)
+        print(f"{args.archive}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
+        return 1 if problems else 0
+    if args.action == "save":
+        files = finished_files(results)
+        copied, same = _copy(files, results, args.archive, overwrite=True)
+        n = write_manifest(args.archive)
+        # Which builds the records came from: a restored record is reused only if the scenario
+        # and input hashes in its run key match, and this lock says what they were.
+        lock = args.workspace / "dvc.lock"
+        if lock.is_file():
+            shutil.copyfile(lock, args.archive / "dvc.lock.saved")
+        print(f"saved {copied} file(s) into {args.archive} ({same} unchanged); manifest lists {n}")
+        return 0
+    problems = check(args.archive)
+    if problems:
+        print(f"error: {args.archive} fails its manifest ({problems[0]}; {len(problems)} problem(s)); nothing restored", file=sys.stderr)
+        return 1
+    files = finished_files(args.archive)
+    copied, same = _copy(files, args.archive, results, overwrite=False)
+    print(f"restored {copied} file(s) into {results} ({same} already there, left as they were)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
