@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if problems else 0
     if args.action == "save":
         files = finished_files(results)
+        args.archive.mkdir(parents=True, exist_ok=True)
         copied, same = _copy(files, results, args.archive, overwrite=True)
         n = write_manifest(args.archive)
         # Which builds the records came from: a restored record is reused only if the scenario

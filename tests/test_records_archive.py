@@ -96,3 +96,10 @@ def test_unlisted_record_is_a_problem(workspace, tmp_path):
         "runs/scen/bpr/s1_f0/record.json: not in the manifest",
         "runs/scen/bpr/s1_f0/topk.parquet: not in the manifest",
     ]
+
+
+def test_save_of_a_workspace_without_finished_runs_writes_an_empty_manifest(tmp_path):
+    archive = tmp_path / "new" / "archive"
+    assert ra.main(["save", "--workspace", str(tmp_path / "empty"), "--archive", str(archive)]) == 0
+    assert (archive / "MANIFEST.tsv").read_text() == "path\tbytes\tsha256\n"
+    assert ra.check(archive) == []
