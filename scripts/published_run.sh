@@ -8,7 +8,7 @@
 #   WORKSPACE defaults to ../cdrbench-published. An existing workspace is reused as it is
 #   (fast-forward it yourself); a new one is cloned from this checkout's HEAD.
 # log: WORKSPACE/published-run.log (a heartbeat line every minute, so a cut-off run's end is
-# known to the minute).
+# known to the minute), copied into results/records/logs/ at every save.
 set -uo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 ws="${1:-$here/../cdrbench-published}"
@@ -26,8 +26,14 @@ export PATH="$ws/.venv/bin:$PATH" DVC_NO_ANALYTICS=1 PYTHONHASHSEED=0 TORCH_FORC
 export CDRBENCH_DATA_MIRROR="${CDRBENCH_DATA_MIRROR:-$(cd "$here/.." && pwd)/shared/data}"
 archive="$here/results/records"
 log="$ws/published-run.log"
+# The timestamped log goes into the archive with each save: stage wall times
+# (scripts/stage_times.py) are measured from it, and the workspace may not outlive the session.
+logcopy="$archive/logs/published-run-$(date -u +%Y%m%dT%H%M%SZ).log"
 stamp() { while IFS= read -r line; do printf '%s %s\n' "$(date '+%F %T')" "$line"; done; }
-save() { python "$here/scripts/records_archive.py" save --workspace "$ws" --archive "$archive" 2>&1 | stamp >> "$log"; }
+save() {
+  python "$here/scripts/records_archive.py" save --workspace "$ws" --archive "$archive" 2>&1 | stamp >> "$log"
+  mkdir -p "$(dirname "$logcopy")" && cp "$log" "$logcopy"
+}
 if [ -f "$archive/MANIFEST.tsv" ]; then
   python "$here/scripts/records_archive.py" restore --workspace "$ws" --archive "$archive" 2>&1 | stamp >> "$log" || exit 1
 fi
