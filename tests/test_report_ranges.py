@@ -5,11 +5,12 @@ from __future__ import annotations
 from benchmark.report.ranges import at_edge, edge_note
 
 
-def test_choices_flag_the_largest_and_smallest_of_three_or_more():
+def test_choices_flag_the_largest_and_smallest_of_four_or_more():
     k = {"type": "choice", "values": [100, 400, 1000, 3000]}
     assert at_edge(3000, k) == "top" and at_edge(100, k) == "bottom"
     assert at_edge(400, k) is None
     assert at_edge(64, {"type": "choice", "values": [32, 64]}) is None  # two choices: every pick is an edge
+    assert at_edge(128, {"type": "choice", "values": [32, 64, 128]}) is None  # three: two of three picks are edges
     assert at_edge("mlp", {"type": "choice", "values": ["linear", "mlp", "deep"]}) is None  # not numeric
     assert at_edge(True, {"type": "choice", "values": [True, False, None]}) is None
 

@@ -30,7 +30,9 @@ def at_edge(value, dist: dict) -> str | None:
     kind = dist.get("type")
     if kind == "choice":
         nums = [n for n in map(_number, dist.get("values") or []) if n is not None]
-        if len(nums) < 3 or len(nums) != len(dist["values"]):  # two choices: every pick is an edge
+        # Two choices: every pick is an edge; three: two picks in three are, so the flag would
+        # say little about the space. From four numeric choices on, an edge pick is news.
+        if len(nums) < 4 or len(nums) != len(dist["values"]):
             return None
         return "top" if x == max(nums) else "bottom" if x == min(nums) else None
     low, high = _number(dist.get("low")), _number(dist.get("high"))
