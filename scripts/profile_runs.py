@@ -43,6 +43,7 @@ def _rows(root: Path, twin: bool) -> list[dict]:
             "model": r["model"], "twin": twin,
             "tuning_s": sum(float(t.get("seconds") or 0.0) for t in trials), "n_trials": len(trials),
             "fit_s": fit_s, "score_s": float(r.get("score_time_s") or 0.0),
+            "setting": r.get("setting", "?"), "code_hash": r.get("code_hash", "?"),
         })
     return out
 
@@ -56,15 +57,17 @@ def profile(runs_root: Path, twins_root: Path) -> pd.DataFrame:
     df.loc[df["twin"], ["fit_s", "score_s"]] = 0.0
     g = df.groupby(["scenario", "model"], as_index=False)[["tuning_s", "n_trials", "fit_s", "score_s", "twin_s"]].sum()
     g["total_s"] = g[["tuning_s", "fit_s", "score_s", "twin_s"]].sum(axis=1)
+    g.attrs["provenance"] = sorted({f"{a} setting, code hash {b}" for a, b in zip(df["setting"], df["code_hash"])})
     return g.sort_values("total_s", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def markdown(g: pd.DataFrame) -> str:
+def markdown(g: pd.DataFrame, runs: Path = Path("results/runs"), twins: Path = Path("results/twins")) -> str:
     phases = g[["tuning_s", "fit_s", "score_s", "twin_s"]].sum()
     total = float(phases.sum())
+    prov = "; ".join(g.attrs.get("provenance", []))
     L = ["# Run-stage profile (from run records)", "",
-         "Seconds summed over the records of `results/runs` and `results/twins` (per worker; two workers run "
-         "side by side). Regenerate: `python scripts/profile_runs.py`.", "",
+         f"Seconds summed over the records of `{runs.as_posix()}` and `{twins.as_posix()}` ({prov}; per worker: two "
+         f"workers run side by side). Regenerate: `python scripts/profile_runs.py {runs.as_posix()} {twins.as_posix()} OUT`.", "",
          "## By phase", "", "| phase | seconds | share |", "|---|---|---|"]
     names = {"tuning_s": "tuning trials (fit + validation)", "fit_s": "final fits", "score_s": "final scoring + evaluation",
              "twin_s": "null-twin fits + evaluation"}
@@ -87,8 +90,9 @@ def main(argv: list[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     g = profile(runs, twins)
     g.round(3).to_csv(out / "profile.csv", index=False)
-    (out / "profile.md").write_text(markdown(g))
-    print(markdown(g))
+    text = markdown(g, runs, twins)
+    (out / "profile.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":
