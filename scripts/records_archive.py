@@ -4,6 +4,7 @@ usage:
   python scripts/records_archive.py save    [--workspace DIR] [--archive DIR]
   python scripts/records_archive.py restore [--workspace DIR] [--archive DIR]
   python scripts/records_archive.py check   [--archive DIR]
+  python scripts/records_archive.py status  [--archive DIR]
 
 Why: the published setting takes about ten hours of fits on 2 cores, longer than any one
 session of the machine that runs it, and `results/runs/` and `results/twins/` are DVC
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -100,13 +102,30 @@ def check(archive: Path) -> list[str]:
     return problems
 
 
+def status(archive: Path) -> list[str]:
+    """One line per scenario: models, run records, null-twin records and tunings archived, and their setting / code."""
+    lines = []
+    scenarios = sorted({p.name for kind in KINDS for p in (archive / kind).glob("*") if p.is_dir()})
+    for scen in scenarios:
+        recs = {kind: sorted((archive / kind / scen).glob("*/s*_f*/record.json")) for kind in KINDS}
+        models = {p.parts[-3] for p in recs["runs"]}
+        tunings = list((archive / "runs" / scen).glob("*/tuning.json"))
+        prov = sorted({(r["setting"], r["code_hash"]) for r in (json.loads(p.read_text()) for p in recs["runs"])})
+        lines.append(f"{scen}: {len(models)} models, {len(recs['runs'])} run records, {len(recs['twins'])} twin records, "
+                     f"{len(tunings)} tunings; " + ", ".join(f"{a} setting, code {b}" for a, b in prov))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("action", choices=("save", "restore", "check"))
+    ap.add_argument("action", choices=("save", "restore", "check", "status"))
     ap.add_argument("--workspace", type=Path, default=Path("."), help="checkout whose results/ the runs live in")
     ap.add_argument("--archive", type=Path, default=DEFAULT_ARCHIVE, help="committed archive (default results/records)")
     args = ap.parse_args(argv)
     results = args.workspace / "results"
+    if args.action == "status":
+        print("\n".join(status(args.archive)) or f"{args.archive}: no records")
+        return 0
     if args.action == "check":
         problems = check(args.archive)
         for p in problems:

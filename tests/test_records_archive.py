@@ -103,3 +103,11 @@ def test_save_of_a_workspace_without_finished_runs_writes_an_empty_manifest(tmp_
     assert ra.main(["save", "--workspace", str(tmp_path / "empty"), "--archive", str(archive)]) == 0
     assert (archive / "MANIFEST.tsv").read_text() == "path\tbytes\tsha256\n"
     assert ra.check(archive) == []
+
+
+def test_status_counts_what_the_archive_holds(workspace, tmp_path):
+    archive = tmp_path / "archive"
+    for folder in (workspace / "results/runs/scen/pop/s0_f0", workspace / "results/twins/scen/pop/s0_f0"):
+        (folder / "record.json").write_text('{"run_key": "k", "setting": "full", "code_hash": "abc"}\n')
+    ra.main(["save", "--workspace", str(workspace), "--archive", str(archive)])
+    assert ra.status(archive) == ["scen: 1 models, 1 run records, 1 twin records, 1 tunings; full setting, code abc"]
