@@ -30,8 +30,8 @@ log="$ws/published-run.log"
 # (scripts/stage_times.py) are measured from it, and the workspace may not outlive the session.
 logcopy="$archive/logs/published-run-$(date -u +%Y%m%dT%H%M%SZ).log"
 stamp() { while IFS= read -r line; do printf '%s %s\n' "$(date '+%F %T')" "$line"; done; }
-save() {
-  python "$here/scripts/records_archive.py" save --workspace "$ws" --archive "$archive" 2>&1 | stamp >> "$log"
+save() {  # serialised: the periodic save and the final one must not write the same files at once
+  flock "$ws/.records-save.lock" python "$here/scripts/records_archive.py" save --workspace "$ws" --archive "$archive" 2>&1 | stamp >> "$log"
   mkdir -p "$(dirname "$logcopy")" && cp "$log" "$logcopy"
 }
 if [ -f "$archive/MANIFEST.tsv" ]; then
