@@ -19,10 +19,11 @@ status="$(cd "$ws" && PATH="$ws/.venv/bin:$PATH" .venv/bin/dvc status 2>&1)"
 echo "$status" | grep -q "Data and pipelines are up to date" || fail "dvc status in $ws is not clean: $(echo "$status" | head -n1)"
 (cd "$ws" && PATH="$ws/.venv/bin:$PATH" .venv/bin/python -m pytest -q -p no:warnings -m built >/tmp/land-built.log 2>&1) \
   || fail "built-output tests fail in $ws (see /tmp/land-built.log)"
+mirror() { rm -rf "$2" && mkdir -p "$(dirname "$2")" && cp -a "$1" "$2"; }  # $2 becomes an exact copy of $1
 for d in leaderboard tables figures site metrics external; do
-  rsync -a --delete "$ws/results/$d/" "$here/results/$d/"
+  mirror "$ws/results/$d" "$here/results/$d"
 done
-rsync -a --delete "$ws/datasets/" "$here/datasets/"
+mirror "$ws/datasets" "$here/datasets"
 cp "$ws/params.yaml" "$ws/dvc.lock" "$here/"
 cp "$ws/results/README.md" "$here/results/README.md"
 python3 "$here/scripts/records_archive.py" save --workspace "$ws" --archive "$here/results/records"
