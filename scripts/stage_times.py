@@ -2,9 +2,11 @@
 
 usage: python scripts/stage_times.py [--csv OUT] LOG[@YYYY-MM-DD] ...
 
-Each LOG line starts with ``HH:MM:SS`` (``dvc repro 2>&1 | awk '{ print strftime("%H:%M:%S"), $0; fflush() }'``);
-``@YYYY-MM-DD`` gives the date of the log's first line (default: the file's modification date
-is not trusted, so give it). A clock going backwards inside a log is the next day.
+Each LOG line starts with ``YYYY-MM-DD HH:MM:SS`` (scripts/published_run.sh writes them so) or
+with ``HH:MM:SS`` alone (``dvc repro 2>&1 | awk '{ print strftime("%H:%M:%S"), $0; fflush() }'``);
+for the latter, ``@YYYY-MM-DD`` gives the date of the log's first line (the file's
+modification date is not trusted) and a clock going backwards inside a log is the next day.
+A heartbeat line ``[hb] YYYY-MM-DD HH:MM:SS`` counts as a timestamp too.
 
 A segment runs from ``Running stage 'X'`` to the next ``Running stage`` line, or to the
 log's last timestamp when the log was cut (a session stop, an error): such a segment is
@@ -24,25 +26,36 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
-LINE = re.compile(r"^(\d\d):(\d\d):(\d\d) (.*)$")
+LINE = re.compile(r"^(?:(\d{4}-\d\d-\d\d) )?(\d\d):(\d\d):(\d\d) (.*)$")
+HEARTBEAT = re.compile(r"^\[hb\] (\d{4}-\d\d-\d\d) (\d\d):(\d\d):(\d\d)$")
 STAGE = re.compile(r"Running stage '([^']+)'")
 
 
-def segments(path: Path, first_day: datetime) -> list[dict]:
+def segments(path: Path, first_day: datetime | None) -> list[dict]:
     day, prev, last, done = first_day, None, None, None
     out, cur = [], None
     for raw in path.read_text(errors="replace").splitlines():
         m = LINE.match(raw)
-        if not m:
+        hb = HEARTBEAT.match(raw) if not m else None
+        if hb:
+            date, hh, mm, ss, text = hb[1], hb[2], hb[3], hb[4], "[heartbeat]"
+        elif m:
+            date, hh, mm, ss, text = m[1], m[2], m[3], m[4], m[5]
+        else:
             continue
-        t = day + timedelta(hours=int(m[1]), minutes=int(m[2]), seconds=int(m[3]))
-        if prev is not None and t < prev:
-            day += timedelta(days=1)
-            t += timedelta(days=1)
+        if date:
+            t = datetime.strptime(f"{date} {hh}:{mm}:{ss}", "%Y-%m-%d %H:%M:%S")
+        else:
+            if day is None:
+                raise SystemExit(f"error: {path}: its lines carry no date; give the first line's as {path}@YYYY-MM-DD")
+            t = day + timedelta(hours=int(hh), minutes=int(mm), seconds=int(ss))
+            if prev is not None and t < prev:
+                day += timedelta(days=1)
+                t += timedelta(days=1)
         prev = last = t
-        if m[4].startswith("Updating lock file"):  # the previous stage is done: the next one starts now
+        if text.startswith("Updating lock file"):  # the previous stage is done: the next one starts now
             done = t
-        s = STAGE.search(m[4])
+        s = STAGE.search(text)
         if s:
             # DVC's own lines reach a pipe late: "Running stage" can arrive with the stage's first
             # output (33 minutes late once), so a stage starts when the previous one locked.
@@ -63,10 +76,7 @@ def main() -> int:
     rows = []
     for spec in args.logs:
         name, _, date = spec.partition("@")
-        if not date:
-            print(f"error: {name}: give the date of its first line as {name}@YYYY-MM-DD", file=sys.stderr)
-            return 1
-        rows += segments(Path(name), datetime.strptime(date, "%Y-%m-%d"))
+        rows += segments(Path(name), datetime.strptime(date, "%Y-%m-%d") if date else None)
     rows = [r for r in rows if (r["end"] - r["start"]).total_seconds() > 0]
     total: dict[str, float] = {}
     for r in rows:
