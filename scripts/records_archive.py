@@ -17,8 +17,14 @@ whose run key still matches (benchmark/experiment/reuse.py) and fits only what i
 stale. A restored record is never trusted blindly: its key covers the model's code, the
 spec, the setting's params and the content hashes of the scenario build and frozen inputs.
 
-`save` never deletes from the archive and never rewrites an archived file whose bytes are
-unchanged; `restore` never overwrites a file in the workspace. Both write a manifest line
+`save` makes the archive's copy of every scenario the workspace holds equal to the
+workspace's finished files: it adds and updates them (an archived file whose bytes are
+unchanged is not rewritten) and drops archived files of that scenario the workspace no
+longer has. The runner deletes a scenario's stale records when its stage starts, so a
+model refitted after a code change never leaves old-code records beside new ones in the
+archive (and the tuning caches of complete models, which no run can use any more, go too).
+Scenarios the workspace does not hold are left as they are. `restore` never overwrites a
+file in the workspace. Both write a manifest line
 per file (`MANIFEST.tsv`: path, bytes, sha256) so `check` can prove the archive whole;
 `save` also keeps the workspace's `dvc.lock` (`dvc.lock.saved`), whose scenario and input
 hashes say which builds the records belong to.
@@ -73,6 +79,20 @@ def _copy(files: list[Path], src: Path, dst: Path, overwrite: bool) -> tuple[int
         tmp.replace(b)
         copied += 1
     return copied, same
+
+
+def drop_gone(files: list[Path], archive: Path) -> int:
+    """Delete archived files of the scenarios in ``files`` that ``files`` does not list; return how many."""
+    keep = {rel.as_posix() for rel in files}
+    scenarios = {(rel.parts[0], rel.parts[1]) for rel in files}
+    gone = [rel for rel in finished_files(archive) if (rel.parts[0], rel.parts[1]) in scenarios and rel.as_posix() not in keep]
+    for rel in gone:
+        (archive / rel).unlink()
+    for kind, scen in scenarios:  # empty run folders left behind
+        for d in sorted((archive / kind / scen).glob("**/"), key=lambda p: -len(p.parts)):
+            if d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
+    return len(gone)
 
 
 def write_manifest(archive: Path) -> int:
@@ -136,13 +156,14 @@ def main(argv: list[str] | None = None) -> int:
         files = finished_files(results)
         args.archive.mkdir(parents=True, exist_ok=True)
         copied, same = _copy(files, results, args.archive, overwrite=True)
+        dropped = drop_gone(files, args.archive)
         n = write_manifest(args.archive)
         # Which builds the records came from: a restored record is reused only if the scenario
         # and input hashes in its run key match, and this lock says what they were.
         lock = args.workspace / "dvc.lock"
         if lock.is_file():
             shutil.copyfile(lock, args.archive / "dvc.lock.saved")
-        print(f"saved {copied} file(s) into {args.archive} ({same} unchanged); manifest lists {n}")
+        print(f"saved {copied} file(s) into {args.archive} ({same} unchanged, {dropped} no longer in the workspace dropped); manifest lists {n}")
         return 0
     problems = check(args.archive)
     if problems:

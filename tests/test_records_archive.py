@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -111,3 +112,23 @@ def test_status_counts_what_the_archive_holds(workspace, tmp_path):
         (folder / "record.json").write_text('{"run_key": "k", "setting": "full", "code_hash": "abc"}\n')
     ra.main(["save", "--workspace", str(workspace), "--archive", str(archive)])
     assert ra.status(archive) == ["scen: 1 models, 1 run records, 1 twin records, 1 tunings; full setting, code abc"]
+
+
+
+def test_save_drops_what_the_runner_pruned_and_keeps_other_scenarios(workspace, tmp_path):
+    archive = tmp_path / "archive"
+    _run(workspace / "results", "runs", "ease", "s1_f0")
+    ra.main(["save", "--workspace", str(workspace), "--archive", str(archive)])
+    elsewhere = tmp_path / "elsewhere"  # a workspace that ran another scenario
+    folder = _run(elsewhere / "results", "runs", "pop", "s0_f0")
+    folder.parent.parent.rename(elsewhere / "results/runs/scen2")
+    ra.main(["save", "--workspace", str(elsewhere), "--archive", str(archive)])
+    # a code change made the runner delete ease's stale record and pop's tuning cache in the workspace
+    shutil.rmtree(workspace / "results/runs/scen/ease")
+    (workspace / "results/runs/scen/pop/tuning.json").unlink()
+    ra.main(["save", "--workspace", str(workspace), "--archive", str(archive)])
+    assert not (archive / "runs/scen/ease").exists()
+    assert not (archive / "runs/scen/pop/tuning.json").exists()
+    assert (archive / "runs/scen/pop/s0_f0/record.json").is_file() and (archive / "twins/scen/pop/s0_f0/record.json").is_file()
+    assert (archive / "runs/scen2/pop/s0_f0/record.json").is_file()  # not in this workspace: left as it was
+    assert ra.check(archive) == []
