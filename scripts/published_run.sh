@@ -46,6 +46,6 @@ echo "$(date '+%F %T') [published] dvc repro in $ws at $(git rev-parse --short H
 dvc repro "$@" 2>&1 | stamp >> "$log"
 rc=${PIPESTATUS[0]}
 kill $saver 2>/dev/null
-save
 echo "$(date '+%F %T') [published] dvc repro rc=$rc" >> "$log"
+save  # after the rc line, so the archived log says how the run ended
 exit "$rc"
