@@ -65,20 +65,49 @@ def finished_files(results: Path) -> list[Path]:
     return out
 
 
-def _copy(files: list[Path], src: Path, dst: Path, overwrite: bool) -> tuple[int, int]:
-    copied = same = 0
+def _copy(files: list[Path], src: Path, dst: Path) -> int:
+    """Copy ``files`` from ``src`` into ``dst`` (via a temporary name, so a cut-off copy never looks whole)."""
     for rel in files:
-        a, b = src / rel, dst / rel
-        if b.exists():
-            if not overwrite or (b.stat().st_size == a.stat().st_size and _sha256(a) == _sha256(b)):
-                same += 1
-                continue
+        b = dst / rel
         b.parent.mkdir(parents=True, exist_ok=True)
         tmp = b.with_name(f".{b.name}.tmp")
-        shutil.copyfile(a, tmp)
+        shutil.copyfile(src / rel, tmp)
         tmp.replace(b)
-        copied += 1
-    return copied, same
+    return len(files)
+
+
+def read_manifest(archive: Path) -> dict[str, tuple[int, str]]:
+    """The manifest as {path: (bytes, sha256)}; empty when there is none yet."""
+    manifest = archive / "MANIFEST.tsv"
+    if not manifest.is_file():
+        return {}
+    listed = {}
+    for line in manifest.read_text().splitlines()[1:]:
+        path, size, digest = line.split("\t")
+        listed[path] = (int(size), digest)
+    return listed
+
+
+def save(results: Path, archive: Path) -> tuple[int, int, int, int]:
+    """Mirror the workspace's finished files into the archive; return (copied, unchanged, dropped, listed).
+
+    Each workspace file is hashed once. An archived file counts as unchanged when the manifest
+    lists it with the workspace file's size and hash and its size on disk still agrees; the new
+    manifest reuses those hashes, so a save reads each archived byte at most once (files the
+    manifest does not know yet are hashed). ``check`` re-reads everything when proof is wanted.
+    """
+    files = finished_files(results)
+    archive.mkdir(parents=True, exist_ok=True)
+    listed = read_manifest(archive)
+    fresh = {rel.as_posix(): ((results / rel).stat().st_size, _sha256(results / rel)) for rel in files}
+    changed = [rel for rel in files
+               if listed.get(rel.as_posix()) != fresh[rel.as_posix()]
+               or not (archive / rel).is_file() or (archive / rel).stat().st_size != fresh[rel.as_posix()][0]]
+    copied = _copy(changed, results, archive)
+    dropped = drop_gone(files, archive)
+    known = {**listed, **fresh}
+    n = write_manifest(archive, known)
+    return copied, len(files) - copied, dropped, n
 
 
 def drop_gone(files: list[Path], archive: Path) -> int:
@@ -95,9 +124,14 @@ def drop_gone(files: list[Path], archive: Path) -> int:
     return len(gone)
 
 
-def write_manifest(archive: Path) -> int:
-    files = finished_files(archive)
-    lines = [f"{rel.as_posix()}\t{(archive / rel).stat().st_size}\t{_sha256(archive / rel)}" for rel in files]
+def write_manifest(archive: Path, known: dict[str, tuple[int, str]] | None = None) -> int:
+    """Write ``MANIFEST.tsv`` for the archive's finished files, hashing only those ``known`` lacks."""
+    known = known or {}
+    lines = []
+    for rel in finished_files(archive):
+        key = rel.as_posix()
+        size, digest = known.get(key) or ((archive / rel).stat().st_size, _sha256(archive / rel))
+        lines.append(f"{key}\t{size}\t{digest}")
     (archive / "MANIFEST.tsv").write_text("path\tbytes\tsha256\n" + "".join(line + "\n" for line in lines))
     return len(lines)
 
@@ -107,10 +141,7 @@ def check(archive: Path) -> list[str]:
     manifest = archive / "MANIFEST.tsv"
     if not manifest.is_file():
         return [f"{manifest} missing"]
-    listed = {}
-    for line in manifest.read_text().splitlines()[1:]:
-        path, size, digest = line.split("\t")
-        listed[path] = (int(size), digest)
+    listed = read_manifest(archive)
     problems = []
     for path, (size, digest) in listed.items():
         p = archive / path
@@ -153,11 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.archive}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
         return 1 if problems else 0
     if args.action == "save":
-        files = finished_files(results)
-        args.archive.mkdir(parents=True, exist_ok=True)
-        copied, same = _copy(files, results, args.archive, overwrite=True)
-        dropped = drop_gone(files, args.archive)
-        n = write_manifest(args.archive)
+        copied, same, dropped, n = save(results, args.archive)
         # Which builds the records came from: a restored record is reused only if the scenario
         # and input hashes in its run key match, and this lock says what they were.
         lock = args.workspace / "dvc.lock"
@@ -170,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.archive} fails its manifest ({problems[0]}; {len(problems)} problem(s)); nothing restored", file=sys.stderr)
         return 1
     files = finished_files(args.archive)
-    copied, same = _copy(files, args.archive, results, overwrite=False)
+    missing = [rel for rel in files if not (results / rel).exists()]  # never overwrite the workspace
+    copied, same = _copy(missing, args.archive, results), len(files) - len(missing)
     print(f"restored {copied} file(s) into {results} ({same} already there, left as they were)")
     return 0
 

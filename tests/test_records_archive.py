@@ -132,3 +132,16 @@ def test_save_drops_what_the_runner_pruned_and_keeps_other_scenarios(workspace, 
     assert (archive / "runs/scen/pop/s0_f0/record.json").is_file() and (archive / "twins/scen/pop/s0_f0/record.json").is_file()
     assert (archive / "runs/scen2/pop/s0_f0/record.json").is_file()  # not in this workspace: left as it was
     assert ra.check(archive) == []
+
+
+def test_a_repeated_save_hashes_each_workspace_file_once(workspace, tmp_path, monkeypatch):
+    archive = tmp_path / "archive"
+    ra.main(["save", "--workspace", str(workspace), "--archive", str(archive)])
+    before = (archive / "MANIFEST.tsv").read_text()
+    hashed = []
+    real = ra._sha256
+    monkeypatch.setattr(ra, "_sha256", lambda p: hashed.append(p) or real(p))
+    assert ra.save(workspace / "results", archive) == (0, 7, 0, 7)
+    assert sorted(hashed) == sorted(workspace / "results" / rel for rel in ra.finished_files(workspace / "results"))
+    assert (archive / "MANIFEST.tsv").read_text() == before
+    assert ra.check(archive) == []
