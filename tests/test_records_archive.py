@@ -145,3 +145,15 @@ def test_a_repeated_save_hashes_each_workspace_file_once(workspace, tmp_path, mo
     assert sorted(hashed) == sorted(workspace / "results" / rel for rel in ra.finished_files(workspace / "results"))
     assert (archive / "MANIFEST.tsv").read_text() == before
     assert ra.check(archive) == []
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_reproduce_from_records_restores_before_the_pipeline():
+    """`make reproduce-from-records` must put the records back before `dvc repro`, or every run refits."""
+    import subprocess
+
+    out = subprocess.run(["make", "-n", "reproduce-from-records"], cwd=paths.ROOT, capture_output=True, text=True, check=True).stdout
+    lines = out.splitlines()
+    restore = next(i for i, ln in enumerate(lines) if "records_archive.py restore" in ln)
+    repro = next(i for i, ln in enumerate(lines) if "dvc repro" in ln)
+    assert restore < repro, out
