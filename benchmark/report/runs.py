@@ -11,7 +11,8 @@ Conventions used everywhere in the report:
 * absolute metrics: mean over users pooled over every (seed, fold) run, 95% percentile
   bootstrap interval over users (a user tested under several seeds is one cluster);
 * relative improvement: ``mean(model) / mean(reference) - 1`` per run, averaged over
-  runs, with a paired bootstrap interval (``stats.relative_improvement``), in percent;
+  runs, with a paired bootstrap interval of that same per-run average
+  (:func:`benchmark.report.relative.per_run_relative`), in percent;
 * significance: paired sign-flip test on per-user values (averaged per user over
   seeds, so a user counts once), Holm-corrected across the models of one comparison.
 """
@@ -27,10 +28,11 @@ import numpy as np
 import pandas as pd
 
 from benchmark.evaluation.records import collect_runs
-from benchmark.evaluation.stats import bootstrap_ci, holm, paired_test, relative_improvement
+from benchmark.evaluation.stats import bootstrap_ci, holm, paired_test
 from benchmark.config.params import Params
 from benchmark.config.specs import display_names
 from benchmark.report.recipes import REFERENCE
+from benchmark.report.relative import per_run_relative
 
 METRIC_NAMES = ("P", "R", "F1", "HR", "NDCG", "MAP")
 HEADLINE = "NDCG@10"
@@ -330,7 +332,7 @@ class ScenarioRuns:
                 return (np.nan, np.nan, np.nan)
             runs = [g for _, g in m.groupby(["seed", "fold"], sort=True)]
             s = self.settings
-            pt, lo, hi = relative_improvement(
+            pt, lo, hi = per_run_relative(
                 [g[f"{metric}_a"].to_numpy() for g in runs], [g[f"{metric}_b"].to_numpy() for g in runs],
                 [g["user"].astype(str).to_numpy() for g in runs], s.n_boot, _seed_for("rel", model, ref, metric), s.level)
             return (100 * pt, 100 * lo, 100 * hi)
