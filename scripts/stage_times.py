@@ -10,11 +10,16 @@ A heartbeat line ``[hb] YYYY-MM-DD HH:MM:SS`` counts as a timestamp too.
 
 A segment runs from ``Running stage 'X'`` to the next ``Running stage`` line, or to the
 log's last timestamp when the log was cut (a session stop, an error): such a segment is
-marked ``cut`` and its end is a lower bound (a progress bar that redraws in place logs
+marked ``cut`` and its end is a lower bound; a log that a later sitting of
+scripts/published_run.sh appended to is cut where the new sitting starts, so the hours between
+sittings are never counted (a progress bar that redraws in place logs
 nothing until it ends, so a wrapper that also prints a timestamped ``heartbeat`` line every
 minute into the same log bounds that end to the minute). Why a script: the published run took longer
 than one sitting, so its wall time is a sum of segments from several logs, and segments
 that were re-done (after a code change or a crash) must be counted and named, not hidden.
+The archive keeps a copy of the workspace log per sitting, and a later copy repeats the earlier
+sittings' lines: a segment found in several logs (same stage, same start) counts once, with
+its latest end.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from pathlib import Path
 LINE = re.compile(r"^(?:(\d{4}-\d\d-\d\d) )?(\d\d):(\d\d):(\d\d) (.*)$")
 HEARTBEAT = re.compile(r"^\[hb\] (\d{4}-\d\d-\d\d) (\d\d):(\d\d):(\d\d)$")
 STAGE = re.compile(r"Running stage '([^']+)'")
+# scripts/published_run.sh starts every sitting with these lines, appending to the same log.
+SITTING = re.compile(r"^(restored \d+ file\(s\) into|\[published\] dvc repro in )")
 
 
 def segments(path: Path, first_day: datetime | None) -> list[dict]:
@@ -52,6 +59,9 @@ def segments(path: Path, first_day: datetime | None) -> list[dict]:
             if prev is not None and t < prev:
                 day += timedelta(days=1)
                 t += timedelta(days=1)
+        if SITTING.match(text) and cur:  # a new sitting: the open stage was cut at the last line before it
+            out.append({**cur, "end": last, "cut": True})
+            cur, done = None, None
         prev = last = t
         if text.startswith("Updating lock file"):  # the previous stage is done: the next one starts now
             done = t
@@ -78,6 +88,12 @@ def main() -> int:
         name, _, date = spec.partition("@")
         rows += segments(Path(name), datetime.strptime(date, "%Y-%m-%d") if date else None)
     rows = [r for r in rows if (r["end"] - r["start"]).total_seconds() > 0]
+    unique: dict[tuple, dict] = {}
+    for r in rows:  # the same segment in an earlier copy of an appended log: keep the latest end
+        k = (r["stage"], r["start"])
+        if k not in unique or r["end"] > unique[k]["end"]:
+            unique[k] = r
+    rows = sorted(unique.values(), key=lambda r: (r["start"], r["stage"]))
     total: dict[str, float] = {}
     for r in rows:
         r["minutes"] = round((r["end"] - r["start"]).total_seconds() / 60, 1)
