@@ -6,7 +6,7 @@ usage:
   python scripts/records_archive.py check   [--archive DIR]
   python scripts/records_archive.py status  [--archive DIR]
 
-Why: the published setting takes about ten hours of fits on 2 cores, longer than any one
+Why: the published setting took 7.6 hours of wall time on 2 cores, longer than any one
 session of the machine that runs it, and `results/runs/` and `results/twins/` are DVC
 outputs that git ignores: a run cut off by the end of a session used to lose every record
 with it. `save` copies each *finished* run folder (its `record.json` is written last, so a
